@@ -1,0 +1,3 @@
+from mailgent_mcp.cli import main
+
+raise SystemExit(main())

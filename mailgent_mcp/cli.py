@@ -1,0 +1,371 @@
+"""The command line for the people who set the server up.
+
+Passwords, seeds and keys are read from a hidden prompt or from standard input, never
+from argv (which other users can read in the process list). Exit codes:
+0 ok, 1 internal error, 2 bad input, 3 vault locked, 4 not found, 5 a stored value was
+altered, 6 the audit chain is broken, 7 unusable data folder or setting, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from mailgent_mcp import __version__, otp
+from mailgent_mcp.crypto import decode_master_key
+from mailgent_mcp.demo import run_demo
+from mailgent_mcp.errors import EntryExists, InvalidInput, MailgentError
+from mailgent_mcp.models import EntryView, TotpCode
+from mailgent_mcp.vault import SECRET_FIELD, Vault
+
+log = logging.getLogger("mailgent_mcp")
+
+# Field values shown in clear by `vault get`; every other value is masked unless asked for.
+PLAIN_FIELDS = ("username", "email", "url", "notes")
+MASK = "********"
+
+
+class SecretReader:
+    """Reads secret values: a hidden prompt on a terminal, else one line each from stdin."""
+
+    def __init__(self, stdin: TextIO) -> None:
+        self._stdin = stdin
+        self._tty = stdin.isatty()
+
+    def read(self, label: str, *, confirm: bool = False) -> str:
+        """One secret value; never echoed, never taken from argv."""
+        if self._tty:
+            value = getpass.getpass(f"{label}: ")
+            if confirm and getpass.getpass(f"{label} (again): ") != value:
+                raise InvalidInput(f"The two {label.lower()} entries differ; nothing was stored.")
+            return value
+        line = self._stdin.readline()
+        if not line:
+            raise InvalidInput(f"Expected the {label.lower()} as a line on standard input, but it ended.")
+        return line.rstrip("\r\n")
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+async def cmd_vault_put(vault: Vault, args: argparse.Namespace, out: TextIO, reader: SecretReader) -> int:
+    data: dict[str, object] = {}
+    for flag in ("username", "url", "notes"):
+        if getattr(args, flag) is not None:
+            data[flag] = getattr(args, flag)
+    for pair in args.set or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InvalidInput(f"--set takes FIELD=VALUE; {key[:40]!r} has no '='.")
+        if key in ("password", SECRET_FIELD):
+            raise InvalidInput(f"The {key} is never taken from the command line; use --{key} to be asked for it.")
+        data[key] = value
+    # Read order on stdin: password, secret, then each --field in the order given.
+    if args.password:
+        data["password"] = reader.read("Password", confirm=True)
+    if args.secret:
+        data[SECRET_FIELD] = reader.read("TOTP seed (base32) or otpauth:// URI")
+    for field in args.field or []:
+        data[field] = reader.read(f"Value of {field}")
+    totp_opts = {k: getattr(args, k) for k in ("algorithm", "digits", "period", "issuer", "account")
+                 if getattr(args, k) is not None}
+    info = await vault.put(args.name, data, args.type, totp=totp_opts or None, if_absent=args.no_overwrite)
+    if args.json:
+        _print_json(out, info.model_dump(mode="json"))
+        return 0
+    out.write(f"Stored {info.name!r} ({info.type.value}; fields: {', '.join(info.fields) or 'none'}).\n")
+    if info.totp is not None:
+        out.write(f"TOTP: {_describe_totp(info.totp.model_dump())}\n")
+    return 0
+
+
+async def cmd_vault_get(vault: Vault, args: argparse.Namespace, out: TextIO, reader: SecretReader) -> int:
+    if args.field == SECRET_FIELD:
+        raise InvalidInput(f"The TOTP seed never leaves the vault; run `mailgent-mcp vault totp {args.name}` for a code.")
+    view = await vault.get(args.name)
+    if args.field:
+        if args.field not in view.data:
+            raise InvalidInput(f"Entry {view.name!r} has no field {args.field!r}; it has: {', '.join(view.fields)}.")
+        out.write(view.data[args.field] + "\n")
+        return 0
+    shown = {k: (v if args.reveal or k in PLAIN_FIELDS else MASK) for k, v in view.data.items()}
+    if args.json:
+        _print_json(out, {**view.model_dump(mode="json"), "data": shown})
+        return 0
+    _print_entry(out, view, shown, masked=not args.reveal)
+    return 0
+
+
+async def cmd_vault_list(vault: Vault, args: argparse.Namespace, out: TextIO, reader: SecretReader) -> int:
+    entries = await vault.list(args.prefix or "")
+    if args.json:
+        _print_json(out, [e.model_dump(mode="json") for e in entries])
+        return 0
+    if not entries:
+        out.write("No entries" + (f" starting with {args.prefix!r}" if args.prefix else "") +
+                  ". Add one with: mailgent-mcp vault put NAME --type login --username U --password\n")
+        return 0
+    width = max(len(e.name) for e in entries)
+    for e in entries:
+        out.write(f"{e.name:<{width}}  {e.type.value:<8} {'totp' if e.has_totp else '    '}  {e.updated_at}\n")
+    return 0
+
+
+async def cmd_vault_rm(vault: Vault, args: argparse.Namespace, out: TextIO, reader: SecretReader) -> int:
+    if not args.yes and sys.stdin.isatty():
+        answer = input(f"Delete {args.name!r} and all its fields, seed included? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            out.write("Nothing deleted.\n")
+            return 1
+    await vault.delete(args.name)
+    out.write(f"Deleted {args.name!r}.\n")
+    return 0
+
+
+async def cmd_vault_totp(vault: Vault, args: argparse.Namespace, out: TextIO, reader: SecretReader) -> int:
+    code = await vault.totp(args.name, min_remaining=args.min_remaining)
+    if args.json and not args.watch:
+        _print_json(out, code.model_dump(mode="json"))
+        return 0
+    if not args.watch:
+        out.write(f"{code.code}  ({code.remaining} s left)\n")
+        return 0
+    return await _watch(vault, args.name, code, out)
+
+
+async def _watch(vault: Vault, name: str, code: TotpCode, out: TextIO) -> int:
+    """Count down the current code and show each next one, until interrupted."""
+    tty = out.isatty()
+    try:
+        while True:
+            expires = time.time() + code.remaining
+            last_left = -1
+            while (left := int(expires - time.time() + 0.999)) > 0:
+                if tty and left != last_left:
+                    out.write(f"\r{code.code}  {left:>3} s left ")
+                    out.flush()
+                elif not tty and last_left == -1:
+                    out.write(f"{code.code}  ({left} s left)\n")
+                    out.flush()
+                last_left = left
+                await asyncio.sleep(min(0.2, max(expires - time.time(), 0.01)))
+            code = await vault.totp(name)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        out.write("\n" if tty else "")
+        return 0
+
+
+async def cmd_vault_passwd(vault: Vault, args: argparse.Namespace, out: TextIO, reader: SecretReader) -> int:
+    to = args.to or vault.key_kind
+    if to == "passphrase":
+        phrase = reader.read("New passphrase", confirm=True)
+        await vault.change_key("passphrase", passphrase=phrase)
+        how = "Set MAILGENT_PASSPHRASE to the new passphrase wherever the server or CLI runs."
+    elif to == "key":
+        text = reader.read("New master key (base64 of 32 bytes)")
+        await vault.change_key("key", key=decode_master_key(text))
+        how = "Set MAILGENT_MASTER_KEY to the new key wherever the server or CLI runs."
+    else:
+        await vault.change_key("keyfile")
+        how = f"The new key is in {vault.home / 'master.key'}; back it up. Unset MAILGENT_MASTER_KEY and MAILGENT_PASSPHRASE."
+    out.write(f"Vault key changed ({to}); entries were not touched. {how}\n")
+    return 0
+
+
+async def cmd_vault_import(vault: Vault, args: argparse.Namespace, out: TextIO, reader: SecretReader) -> int:
+    stored = skipped = 0
+    for lineno, line in enumerate(sys.stdin, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            seeds = otp.parse_migration(text) if text.lower().startswith("otpauth-migration:") else [otp.parse_uri(text)]
+        except MailgentError as exc:
+            print(f"mailgent-mcp: line {lineno} skipped: {exc}", file=sys.stderr)
+            skipped += 1
+            continue
+        for seed in seeds:
+            label = seed.name or ":".join(p for p in (seed.params.issuer, seed.params.account) if p) or f"line{lineno}"
+            name = args.prefix + label
+            try:
+                await vault.put(name, {}, "TOTP", seed=seed, if_absent=not args.overwrite)
+            except (EntryExists, InvalidInput) as exc:
+                print(f"mailgent-mcp: line {lineno}: {name!r} skipped: {exc}", file=sys.stderr)
+                skipped += 1
+                continue
+            out.write(f"stored {name!r}\n")
+            stored += 1
+    out.write(f"Imported {stored} seed(s); skipped {skipped}.\n")
+    return 0 if skipped == 0 else 2
+
+
+async def cmd_audit_tail(vault: Vault, args: argparse.Namespace, out: TextIO, reader: SecretReader) -> int:
+    rows = await vault.audit_tail(args.n)
+    if args.json:
+        _print_json(out, [r.model_dump(mode="json") for r in rows])
+        return 0
+    for r in rows:
+        out.write(f"{r.seq:>6}  {r.at}  {r.op:<7} {r.entry or '-':<24} {r.actor:<16} {r.outcome}\n")
+    return 0
+
+
+async def cmd_audit_verify(vault: Vault, args: argparse.Namespace, out: TextIO, reader: SecretReader) -> int:
+    report = await vault.audit_verify()
+    if report.ok:
+        out.write(f"Audit log intact: {report.rows} rows, chain verified.\n")
+        return 0
+    out.write(f"Audit log BROKEN after {report.rows} good rows: {report.problem}.\n")
+    return 6
+
+
+# -- plumbing -----------------------------------------------------------------------------
+
+Handler = Callable[[Vault, argparse.Namespace, TextIO, SecretReader], Coroutine[Any, Any, int]]
+
+
+def _print_json(out: TextIO, value: object) -> None:
+    out.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def _describe_totp(t: dict[str, Any]) -> str:
+    parts = [f"{t['algorithm']}, {t['digits']} {'chars' if t.get('encoder') == 'steam' else 'digits'}, {t['period']} s"]
+    if t.get("issuer") or t.get("account"):
+        parts.append(f"issuer {t.get('issuer') or '-'}, account {t.get('account') or '-'}")
+    if t.get("weak"):
+        parts.append(f"WEAK: {t['seed_bits']}-bit seed, below RFC 4226's 128-bit minimum")
+    return "; ".join(parts)
+
+
+def _print_entry(out: TextIO, view: EntryView, shown: dict[str, str], *, masked: bool) -> None:
+    rows: list[tuple[str, str]] = [("name", view.name), ("type", view.type.value)]
+    rows += sorted(shown.items())
+    if view.totp is not None:
+        rows.append(("totp", _describe_totp(view.totp.model_dump())))
+    rows += [("created", view.created_at), ("updated", view.updated_at)]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        out.write(f"{key + ':':<{width + 1}} {value}\n")
+    if masked and any(v == MASK for v in shown.values()):
+        out.write("(hidden values: add --reveal, or --field NAME to print one value alone)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for `mailgent-mcp`."""
+    p = argparse.ArgumentParser(prog="mailgent-mcp", description="Vault, TOTP codes and inbox for AI agents, over MCP.")
+    p.add_argument("--home", type=Path, help="data folder (default: $MAILGENT_HOME or the user data dir)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress and internal errors to stderr")
+    p.add_argument("--version", action="version", version=f"mailgent-mcp {__version__}")
+    groups = p.add_subparsers(dest="group", required=True, metavar="COMMAND")
+
+    vault = groups.add_parser("vault", help="store and read credentials").add_subparsers(dest="cmd", required=True)
+    put = vault.add_parser("put", help="create or update an entry (given fields replace, others stay)")
+    put.add_argument("name")
+    put.add_argument("--type", type=str.upper, choices=["LOGIN", "API_KEY", "TOTP", "NOTE"],
+                     help="entry type (new entries: inferred when omitted)")
+    put.add_argument("--username")
+    put.add_argument("--url")
+    put.add_argument("--notes")
+    put.add_argument("--set", action="append", metavar="FIELD=VALUE", help="a non-secret extra field")
+    put.add_argument("--password", action="store_true", help="ask for the password (or read a line of stdin)")
+    put.add_argument("--secret", action="store_true", help="ask for the TOTP seed or otpauth:// URI (or read stdin)")
+    put.add_argument("--field", action="append", metavar="FIELD", help="ask for a secret extra field, e.g. api_key")
+    put.add_argument("--algorithm", help="TOTP hash for a bare base32 seed: SHA1 (default), SHA256, SHA512")
+    put.add_argument("--digits", type=int, help="TOTP digits for a bare base32 seed (6-10, default 6)")
+    put.add_argument("--period", type=int, help="TOTP period in seconds for a bare base32 seed (default 30)")
+    put.add_argument("--issuer")
+    put.add_argument("--account")
+    put.add_argument("--no-overwrite", action="store_true", help="fail if the entry exists")
+    put.add_argument("--json", action="store_true")
+    put.set_defaults(handler=cmd_vault_put)
+
+    get = vault.add_parser("get", help="show an entry (secret values masked)")
+    get.add_argument("name")
+    get.add_argument("--field", help="print this one field's value alone (e.g. password), for piping")
+    get.add_argument("--reveal", action="store_true", help="show masked values")
+    get.add_argument("--json", action="store_true")
+    get.set_defaults(handler=cmd_vault_get)
+
+    lst = vault.add_parser("list", help="list entries")
+    lst.add_argument("prefix", nargs="?", default="")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(handler=cmd_vault_list)
+
+    rm = vault.add_parser("rm", help="delete an entry")
+    rm.add_argument("name")
+    rm.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    rm.set_defaults(handler=cmd_vault_rm)
+
+    totp = vault.add_parser("totp", help="print the current TOTP code and seconds left")
+    totp.add_argument("name")
+    totp.add_argument("--min-remaining", type=int, default=0, metavar="N",
+                      help="if fewer than N seconds are left, wait for the next code")
+    totp.add_argument("--watch", action="store_true", help="keep showing codes with a countdown (Ctrl-C ends)")
+    totp.add_argument("--json", action="store_true")
+    totp.set_defaults(handler=cmd_vault_totp)
+
+    passwd = vault.add_parser("passwd", help="change the master key (rewraps the data key; entries untouched)")
+    passwd.add_argument("--to", choices=["passphrase", "keyfile", "key"],
+                        help="new key kind (default: the current one, with a new value)")
+    passwd.set_defaults(handler=cmd_vault_passwd)
+
+    imp = vault.add_parser("import", help="store seeds from otpauth:// or otpauth-migration:// URIs on stdin")
+    imp.add_argument("--prefix", default="", help="prefix for the new entry names")
+    imp.add_argument("--overwrite", action="store_true", help="replace entries that exist")
+    imp.set_defaults(handler=cmd_vault_import)
+
+    demo = groups.add_parser("demo", help="walk through sign-up, 2FA enrolment and a TOTP login in a temp folder")
+    demo.add_argument("--keep", action="store_true", help="keep the demo's data folder")
+
+    audit = groups.add_parser("audit", help="the vault's audit log").add_subparsers(dest="cmd", required=True)
+    tail = audit.add_parser("tail", help="show the newest audit rows")
+    tail.add_argument("-n", type=int, default=20)
+    tail.add_argument("--json", action="store_true")
+    tail.set_defaults(handler=cmd_audit_tail)
+    verify = audit.add_parser("verify", help="check the audit hash chain")
+    verify.set_defaults(handler=cmd_audit_verify)
+    return p
+
+
+async def _run(args: argparse.Namespace) -> int:
+    if args.group == "demo":
+        return await run_demo(sys.stdout, home=args.home, keep=args.keep)
+    vault = await Vault.open(args.home)
+    try:
+        handler: Handler = args.handler
+        return await handler(vault, args, sys.stdout, SecretReader(sys.stdin))
+    finally:
+        await vault.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `mailgent-mcp` command."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(_run(args))
+    except MailgentError as exc:
+        print(f"mailgent-mcp: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mailgent-mcp: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last boundary: never print a library's text, it may carry a value
+        log.debug("internal error", exc_info=True)
+        hint = "" if args.verbose else "; rerun with -v for the traceback"
+        print(f"mailgent-mcp: internal error ({type(exc).__name__}){hint}", file=sys.stderr)
+        if args.verbose:
+            log.error("internal error", exc_info=True)
+        return 1
+

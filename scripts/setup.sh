@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Creates .venv with mailgent-mcp installed (editable). With --test, also the test tools
+# and the Debian packages the tests run against (oathtool).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "setup: mailgent-mcp needs Python 3.11 or newer; set PYTHON=/path/to/python3.11" >&2
+  exit 1
+fi
+
+extras=""
+if [ "${1:-}" = "--test" ]; then
+  extras="[test]"
+  missing=()
+  command -v oathtool >/dev/null 2>&1 || missing+=(oathtool)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}" >&2
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" >.venv/pip.log 2>&1; then
+  cat .venv/pip.log >&2
+  echo "setup: pip install failed (log above)" >&2
+  exit 1
+fi
+.venv/bin/python -c 'import mailgent_mcp' # fail here, not later, when the install did not take

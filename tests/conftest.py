@@ -1,0 +1,93 @@
+"""Shared fixtures: a real data folder in a temporary directory, a real vault.db, the real CLI."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from mailgent_mcp.vault import Vault
+
+DATA = Path(__file__).parent / "data"
+
+# The Key URI spec's own 80-bit example seed and the RFC 6238 SHA-1 seed.
+SEED_80 = "JBSWY3DPEHPK3PXP"
+SEED_RFC = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A data folder that does not exist yet (the vault creates it)."""
+    return tmp_path / "home"
+
+
+@pytest.fixture
+async def vault(home: Path) -> AsyncIterator[Vault]:
+    """A vault on the embedded default key (master.key in the data folder)."""
+    v = await Vault.open(home, environ={})
+    try:
+        yield v
+    finally:
+        await v.close()
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """An environment for a CLI subprocess: the basics, MAILGENT_HOME, and nothing inherited by chance."""
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR")}
+    env["MAILGENT_HOME"] = str(home)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def run_cli(home: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run `python -m mailgent_mcp ARGS` as a real subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "mailgent_mcp", *args],
+        input=stdin, capture_output=True, text=True, env=env or clean_env(home), timeout=timeout,
+    )
+
+
+def db_rows(home: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Read vault.db directly with the sqlite3 module, as an attacker or an auditor would."""
+    conn = sqlite3.connect(home / "vault.db")
+    try:
+        return list(conn.execute(sql, params))
+    finally:
+        conn.close()
+
+
+def db_exec(home: Path, sql: str, params: tuple[object, ...] = ()) -> None:
+    """Write vault.db directly, bypassing the vault (to tamper with it in a test)."""
+    conn = sqlite3.connect(home / "vault.db")
+    try:
+        conn.execute(sql, params)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def entries_snapshot(home: Path) -> list[tuple[object, ...]]:
+    """Every entry row and sealed field, to prove that a failed call wrote nothing."""
+    return db_rows(
+        home,
+        "SELECT e.name, e.type, e.created_at, e.updated_at, f.field, f.sealed "
+        "FROM entries e LEFT JOIN entry_fields f ON f.entry_id = e.id ORDER BY e.name, f.field",
+    )
+
+
+@pytest.fixture
+def oathtool() -> Iterator[str]:
+    """Path of Debian's oathtool, the independent implementation we compare against."""
+    import shutil
+
+    path = shutil.which("oathtool")
+    if path is None:
+        pytest.skip("oathtool is not installed; scripts/setup.sh --test installs it (apt-get install oathtool)")
+    yield path

@@ -1,0 +1,339 @@
+"""Several real processes on one real vault.db: concurrent writers, a first-use race, SIGKILL.
+
+Each client is tests/helpers/vault_worker.py run with the test's Python, as Claude
+Desktop, Cursor and Claude Code each run their own server on one data folder. The
+parent learns what a worker did only from the lines it prints and flushes ("committed
+NAME" once a put has returned), read through a pipe; no test sleeps to synchronise.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import queue
+import random
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from mailgent_mcp import otp
+from mailgent_mcp.vault import Vault
+
+from .conftest import clean_env, db_rows, entries_snapshot
+from .helpers.vault_worker import CHECK_AT, password_for, seed_for, shared_password, username_for
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+WORKER = Path(__file__).resolve().parent / "helpers" / "vault_worker.py"
+LINE_TIMEOUT = 60.0  # seconds to wait for one line: far above any healthy run, so a hang fails, not blocks
+ENTRY_FIELDS = {"username", "password", "secret"}
+# INIT_ROWS_NOTE: Vault.open reads the audit head outside any transaction and then writes
+# its "init" row, so processes racing on a new folder may each record one. Reported as a
+# bug; until it is fixed the tests bound the number of init rows rather than pin it to 1.
+
+
+class Worker:
+    """One vault_worker.py process; its stdout lines arrive on a queue through a reader thread."""
+
+    def __init__(self, home: Path, args: list[str], log_dir: Path, **env: str) -> None:
+        self.stderr_path = log_dir / f"worker-{len(list(log_dir.iterdir()))}.stderr"
+        self._stderr: IO[bytes] = self.stderr_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WORKER), args[0], str(home), *args[1:]],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+            env=worker_env(home, **env),
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def expect(self, word: str, count: int = 1) -> list[str]:
+        """Read lines until `count` of them start with `word`; fail if the worker ends first."""
+        found: list[str] = []
+        while len(found) < count:
+            try:
+                line = self._queue.get(timeout=LINE_TIMEOUT)
+            except queue.Empty:
+                pytest.fail(f"worker printed no {word!r} line within {LINE_TIMEOUT} s")
+            if line is None:
+                pytest.fail(f"worker ended before {count} {word!r} lines: rc={self.proc.wait()} {self.stderr()!r}")
+            self.lines.append(line)
+            if line.split(" ", 1)[0] == word:
+                found.append(line)
+        return found
+
+    def send(self, line: str) -> None:
+        """Write one line to the worker's stdin (a barrier release or a stop)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def finish(self, timeout: float = LINE_TIMEOUT) -> int:
+        """Wait for the exit, collect every remaining line, and return the exit status."""
+        rc = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=timeout)
+        while (line := self._queue.get_nowait()) is not None:
+            self.lines.append(line)
+        self.close()
+        return rc
+
+    def close(self) -> None:
+        """Kill the process if it still runs (only this worker's own pid) and close the pipes."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=LINE_TIMEOUT)
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except BrokenPipeError:
+                pass
+        self._stderr.close()
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def words(self, word: str) -> list[str]:
+        """The arguments of every line so far that starts with `word`."""
+        return [line.split(" ", 1)[1] for line in self.lines if line.split(" ", 1)[0] == word]
+
+    def ops(self) -> int:
+        (ops,) = self.words("ops")
+        return int(ops)
+
+
+def worker_env(home: Path, **extra: str) -> dict[str, str]:
+    """clean_env plus PYTHONPATH at the repository, so the worker imports this checkout's package."""
+    return clean_env(home, PYTHONPATH=str(REPO), **extra)
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[object]:
+    """Start workers; any still running at teardown is killed (by its own pid)."""
+    log_dir = tmp_path / "worker-logs"
+    log_dir.mkdir()
+    started: list[Worker] = []
+
+    def start(home: Path, *args: str, **env: str) -> Worker:
+        worker = Worker(home, list(args), log_dir, **env)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.close()
+
+
+def release_together(workers: list[Worker]) -> None:
+    """Wait until every worker is armed (imports done), then let all of them go at once."""
+    for worker in workers:
+        worker.expect("armed")
+    for worker in workers:
+        worker.send("go")
+
+
+def expected_code(name: str, at: float) -> str:
+    """The code the OTP engine computes from the seed the worker stored (not read from the vault)."""
+    return otp.totp_at(otp.parse_secret(seed_for(name)), at).code
+
+
+async def assert_entry_intact(vault: Vault, name: str, at: float) -> None:
+    """The entry opens with exactly the worker's fields and gives the engine's code."""
+    view = await vault.get(name)
+    assert view.data == {"username": username_for(name), "password": password_for(name)}, name
+    assert set(view.fields) == ENTRY_FIELDS, name
+    assert view.has_totp, name
+    assert (await vault.totp(name, at=at)).code == expected_code(name, at), name
+
+
+def audit_ops(home: Path) -> dict[str, int]:
+    """Audit rows by op, read straight from the file."""
+    return {str(op): int(n) for op, n in db_rows(home, "SELECT op, count(*) FROM audit GROUP BY op")}
+
+
+def fields_per_entry(home: Path) -> dict[str, int]:
+    """How many sealed fields each entry row has: a torn put would leave fewer."""
+    return {
+        str(name): int(n)
+        for name, n in db_rows(
+            home, "SELECT e.name, count(f.field) FROM entries e LEFT JOIN entry_fields f ON f.entry_id = e.id "
+            "GROUP BY e.id"
+        )
+    }
+
+
+def sqlite_integrity(home: Path) -> list[tuple[object, ...]]:
+    """PRAGMA integrity_check through the sqlite3 module, not through the package."""
+    conn = sqlite3.connect(home / "vault.db")
+    try:
+        return list(conn.execute("PRAGMA integrity_check"))
+    finally:
+        conn.close()
+
+
+# -- concurrent writers ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+async def test_concurrent_writers_on_a_fresh_folder_lose_nothing(home: Path, spawn, processes: int) -> None:
+    puts = 40
+    workers = [
+        spawn(home, "mixed", f"p{k}", str(puts), "--shared", "shared", "--shared-every", "4", "--barrier")
+        for k in range(processes)
+    ]
+    release_together(workers)
+    codes = [worker.finish() for worker in workers]
+
+    for worker, rc in zip(workers, codes):
+        assert rc == 0, worker.stderr()
+        assert "locked" not in worker.stderr().lower()
+        assert worker.stderr() == ""
+        assert len(worker.words("committed")) == puts
+    # Read the audit table before this test's own checks add rows to it.
+    by_op = audit_ops(home)
+    inits = by_op.pop("init", 0)
+    assert 1 <= inits <= processes  # at most one per opener: see INIT_ROWS_NOTE
+    assert sum(by_op.values()) == sum(worker.ops() for worker in workers)  # one row per operation, no more
+    names = {f"p{k}-{i}" for k in range(processes) for i in range(puts)}
+    assert fields_per_entry(home) == {**dict.fromkeys(names, 3), "shared": 1}
+
+    async with await Vault.open(home, environ={}) as vault:
+        assert await vault.integrity_check() == "ok"
+        report = await vault.audit_verify()
+        assert report.ok, report.problem
+        assert {e.name for e in await vault.list()} == names | {"shared"}
+        for name in sorted(names):
+            await assert_entry_intact(vault, name, CHECK_AT)
+        # Each worker writes the shared entry in increasing order, so the last committed
+        # write overall is some worker's last write.
+        last_writes = {worker.words("shared")[-1] for worker in workers}
+        assert last_writes == {shared_password(f"p{k}", 36) for k in range(processes)}
+        assert (await vault.get("shared")).data["password"] in last_writes
+
+
+# -- first use -----------------------------------------------------------------------------
+
+
+async def test_first_use_race_creates_exactly_one_key(home: Path, spawn) -> None:
+    assert not home.exists()
+    workers = [spawn(home, "writer", f"race{k}", "3", "--barrier") for k in range(6)]
+    release_together(workers)
+    codes = [worker.finish() for worker in workers]
+
+    for worker, rc in zip(workers, codes):
+        assert rc == 0, worker.stderr()
+        assert worker.stderr() == ""
+    keyfile = home / "master.key"
+    assert stat.S_IMODE(keyfile.stat().st_mode) == 0o600
+    assert sorted(p.name for p in home.iterdir() if "key" in p.name) == ["master.key"]  # no stray temp key file
+    assert {worker.words("ready")[0] for worker in workers} == {hashlib.sha256(keyfile.read_bytes()).hexdigest()}
+    assert db_rows(home, "SELECT count(*), kek_kind FROM keyring") == [(1, "keyfile")]
+    by_op = audit_ops(home)
+    assert by_op.pop("put") == 18 and 1 <= by_op.pop("init") <= 6 and by_op == {}  # see INIT_ROWS_NOTE
+    # One Vault, one key: every process's entries open, so all of them sealed under the same data key.
+    async with await Vault.open(home, environ={}) as vault:
+        for k in range(6):
+            for i in range(3):
+                await assert_entry_intact(vault, f"race{k}-{i}", CHECK_AT)
+        report = await vault.audit_verify()
+        assert report.ok, report.problem
+
+
+# -- crash ---------------------------------------------------------------------------------
+
+
+async def test_writer_killed_at_random_moments_keeps_every_committed_put(home: Path, spawn) -> None:
+    kills = 10
+    rng_seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(rng_seed)
+    where = f"(random seed {rng_seed})"
+    committed: list[str] = []
+    next_index = 0
+    for _ in range(kills):
+        writer = spawn(home, "writer", "crash", "1000000", "--start", str(next_index))
+        writer.expect("committed", rng.randint(3, 12))
+        time.sleep(rng.uniform(0.0, 0.03))  # not synchronisation: a random kill point within the put loop
+        os.kill(writer.proc.pid, signal.SIGKILL)
+        assert writer.finish() == -signal.SIGKILL, where
+        names = writer.words("committed")
+        assert names and writer.words("ops") == [], where  # it was killed mid-loop, never finished
+        committed += names
+        next_index = int(names[-1].rsplit("-", 1)[1]) + 1
+
+    assert sqlite_integrity(home) == [("ok",)], where
+    # Every entry row is whole: a put killed half-way left nothing, not a row without its fields.
+    per_entry = fields_per_entry(home)
+    assert set(per_entry.values()) == {3}, where
+    assert set(committed) <= set(per_entry), where
+    now = time.time()
+    async with await Vault.open(home, environ={}) as vault:
+        assert await vault.integrity_check() == "ok", where
+        report = await vault.audit_verify()
+        assert report.ok, f"{report.problem} {where}"
+        assert report.rows >= 1 + len(committed), where
+        # Entries committed but killed before "committed" was printed are checked too.
+        for name in sorted(per_entry):
+            await assert_entry_intact(vault, name, CHECK_AT)
+            assert (await vault.totp(name, at=now)).code == expected_code(name, now), where
+
+
+# -- wrong key -----------------------------------------------------------------------------
+
+
+async def test_wrong_key_beside_a_running_writer_writes_nothing(home: Path, spawn) -> None:
+    key = base64.b64encode(os.urandom(32)).decode()
+    async with await Vault.open(home, environ={"MAILGENT_MASTER_KEY": key}) as vault:
+        for name in ("keep-1", "keep-2"):
+            await vault.put(name, {"password": password_for(name), "secret": seed_for(name)}, "LOGIN")
+    before = entries_snapshot(home)
+    keyring_before = db_rows(home, "SELECT * FROM keyring")
+    audit_before = db_rows(home, "SELECT count(*) FROM audit")[0][0]
+
+    # --cycle: it keeps overwriting 8 entries, so it writes without pause and the check stays short.
+    writer = spawn(home, "writer", "w", "--until-stop", "--cycle", "8", MAILGENT_MASTER_KEY=key)
+    writer.expect("committed", 3)
+    intruders = {
+        "a wrong master key": ({"MAILGENT_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()},
+                               "does not open this vault"),
+        "a passphrase": ({"MAILGENT_PASSPHRASE": "not the key"}, "sealed with a master key"),
+        "the key file": ({}, "sealed with a master key"),
+    }
+    for label, (env, message) in intruders.items():
+        intruder = spawn(home, "open", **env)
+        assert intruder.finish() == 3, label
+        assert message in intruder.stderr(), label
+        assert intruder.words("ready") == [], label
+    writer.expect("committed", 3)  # the writer kept going after every refused open
+    writer.send("stop")
+    assert writer.finish() == 0, writer.stderr()
+    assert writer.stderr() == ""
+
+    written = set(writer.words("committed"))
+    assert len(written) >= 6 and len(writer.words("committed")) >= 6
+    after = entries_snapshot(home)
+    assert [row for row in after if row[0] not in written] == before
+    assert db_rows(home, "SELECT * FROM keyring") == keyring_before
+    assert db_rows(home, "SELECT count(*) FROM audit")[0][0] == audit_before + writer.ops()
+    assert not (home / "master.key").exists(), "a refused open must not leave a key file behind"
+    async with await Vault.open(home, environ={"MAILGENT_MASTER_KEY": key}) as vault:
+        for name in sorted(written):
+            await assert_entry_intact(vault, name, CHECK_AT)
+        report = await vault.audit_verify()
+        assert report.ok, report.problem
