@@ -161,3 +161,11 @@ async def test_interrupted_key_file_change_is_finished_on_next_open(home: Path) 
     crypto.write_key_file(home / "master.key", old_key)
     assert await _read_sample(home, {}) == "p"
     assert (home / "master.key").read_bytes() == new_key and not (home / "master.key.new").exists()
+
+
+async def test_a_file_that_is_not_a_database_is_a_config_error(home: Path) -> None:
+    home.mkdir(mode=0o700)
+    (home / "vault.db").write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(ConfigError, match="not a mailgent-mcp database"):
+        await Vault.open(home, environ={})
+    assert (home / "vault.db").read_bytes() == b"this is not SQLite" * 100
