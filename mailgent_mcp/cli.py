@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mailgent_mcp import __version__, otp
+from mailgent_mcp.config import default_home, ensure_home
 from mailgent_mcp.crypto import decode_master_key
 from mailgent_mcp.demo import run_demo
 from mailgent_mcp.errors import EntryExists, InvalidInput, MailgentError
 from mailgent_mcp.models import EntryView, TotpCode
+from mailgent_mcp.tokens import TOKEN_FILE, create_token
 from mailgent_mcp.vault import SECRET_FIELD, Vault
 
 log = logging.getLogger("mailgent_mcp")
@@ -226,6 +228,17 @@ async def cmd_audit_verify(vault: Vault, args: argparse.Namespace, out: TextIO, 
     return 6
 
 
+def cmd_token(args: argparse.Namespace, out: TextIO) -> int:
+    home = ensure_home(args.home if args.home is not None else default_home())
+    token = create_token(home, rotate=args.rotate)
+    out.write(
+        f"{token}\n\nThis is the bearer token for `mailgent-mcp serve --transport http|sse`. It is shown only now;\n"
+        f"the data folder keeps just its hash ({TOKEN_FILE}). Give it to your MCP client as the header\n"
+        "  Authorization: Bearer <token>\n"
+    )
+    return 0
+
+
 # -- plumbing -----------------------------------------------------------------------------
 
 Handler = Callable[[Vault, argparse.Namespace, TextIO, SecretReader], Coroutine[Any, Any, int]]
@@ -321,6 +334,21 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--overwrite", action="store_true", help="replace entries that exist")
     imp.set_defaults(handler=cmd_vault_import)
 
+    serve = groups.add_parser("serve", help="run the MCP server (stdio by default)")
+    serve.add_argument("--transport", choices=["stdio", "http", "sse"], default="stdio",
+                       help="stdio (default), http (streamable HTTP at /mcp) or sse (at /sse, for older clients)")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    serve.add_argument("--tool-names", choices=["underscore", "dotted"],
+                       help="vault_get (default) or vault.get; also MAILGENT_TOOL_NAMES")
+    serve.add_argument("--allow-remote", action="store_true",
+                       help="allow a non-loopback --host (exposes the vault to the network)")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="HOST[:PORT]",
+                       help="another Host header value to accept (DNS-rebinding protection)")
+
+    token = groups.add_parser("token", help="make the bearer token for the HTTP transports (printed once)")
+    token.add_argument("--rotate", action="store_true", help="replace an existing token")
+
     demo = groups.add_parser("demo", help="walk through sign-up, 2FA enrolment and a TOTP login in a temp folder")
     demo.add_argument("--keep", action="store_true", help="keep the demo's data folder")
 
@@ -337,6 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
 async def _run(args: argparse.Namespace) -> int:
     if args.group == "demo":
         return await run_demo(sys.stdout, home=args.home, keep=args.keep)
+    if args.group == "serve":
+        from mailgent_mcp.server import HttpOptions, serve  # imports the MCP SDK: only when serving
+
+        opts = HttpOptions(host=args.host, port=args.port, allow_remote=args.allow_remote,
+                           allowed_hosts=tuple(args.allowed_host))
+        await serve(args.transport, home=args.home, tool_names=args.tool_names, http=opts)
+        return 0
+    if args.group == "token":
+        return cmd_token(args, sys.stdout)
     vault = await Vault.open(args.home)
     try:
         handler: Handler = args.handler

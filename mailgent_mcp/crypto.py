@@ -197,7 +197,7 @@ def read_key_file(path: Path) -> bytes:
 
 
 def write_key_file(path: Path, key: bytes, *, replace: bool = False) -> bool:
-    """Write a key file atomically with mode 0600.
+    """Write a key (or other private) file atomically with mode 0600.
 
     With replace=False it is create-only: when another process won the race, its file is
     kept and False returned. The key is written to a temporary file first and linked into

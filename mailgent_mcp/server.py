@@ -1,0 +1,188 @@
+"""The MCP server: the vault tools over stdio, streamable HTTP and SSE.
+
+stdio is the default (Claude Desktop, Cursor, Claude Code and VS Code start the server
+as a subprocess). The HTTP transports bind 127.0.0.1, require a bearer token compared
+in constant time, keep the SDK's DNS-rebinding protection on, and refuse to start
+without a token or, for a non-loopback address, without an explicit flag.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import ValidationError
+
+from mailgent_mcp import __version__, tokens
+from mailgent_mcp.config import Settings, default_home, ensure_home, load_settings
+from mailgent_mcp.errors import ConfigError
+from mailgent_mcp.tools import VaultProvider, register_vault_tools, sanitized_validation_message, tool_aliases
+
+log = logging.getLogger(__name__)
+
+Transport = Literal["stdio", "http", "sse"]
+DEFAULT_PORT = 8765
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+INSTRUCTIONS = (
+    "mailgent-mcp keeps this agent's logins, API keys and TOTP seeds in an encrypted vault on this machine. "
+    "Store credentials with vault_put (pass a service's otpauth:// URI as data.secret to enable 2FA), read "
+    "them with vault_get, and get 2FA codes with vault_totp, using min_remaining when a login takes a few "
+    "seconds. Seeds are never returned."
+)
+
+
+class MailgentServer(MCPServer[Any]):
+    """MCPServer with two additions at its one public call path.
+
+    - A tool name spelled the other way (vault.get for vault_get, or back) is accepted.
+    - Argument validation errors are reported with field paths and reasons only: the SDK's
+      text quotes the rejected value, and a rejected value may be a password.
+    """
+
+    def __init__(self, *args: Any, aliases: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._aliases = dict(aliases)
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> Any:
+        """Call a tool by either spelling of its name; never echo rejected argument values."""
+        if self._tool_manager.get_tool(name) is None and name in self._aliases:
+            name = self._aliases[name]
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError):
+                raise ToolError(sanitized_validation_message(name, cause.errors())) from None
+            raise
+
+
+class StaticTokenVerifier:
+    """Accepts the one configured bearer token (compared as SHA-256 digests, in constant time)."""
+
+    def __init__(self, expected: bytes) -> None:
+        self._expected = expected
+
+    def __repr__(self) -> str:
+        return "StaticTokenVerifier(<digest hidden>)"
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        """An AccessToken when token matches, else None (the SDK answers 401)."""
+        if tokens.matches(token, self._expected):
+            return AccessToken(token="<bearer>", client_id="mailgent-http", scopes=[])
+        return None
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """Where and how an HTTP transport listens."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    allow_remote: bool = False
+    allowed_hosts: Sequence[str] = field(default_factory=tuple)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and 'localhost'."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_server(settings: Settings, provider: VaultProvider, *, token_digest: bytes | None = None,
+                 issuer_url: str | None = None) -> MailgentServer:
+    """The MCP server with the vault tools; with token_digest, bearer auth on HTTP transports."""
+    auth_kwargs: dict[str, Any] = {}
+    if token_digest is not None:
+        auth_kwargs = {
+            "token_verifier": StaticTokenVerifier(token_digest),
+            # Required by the SDK's settings model; no OAuth server runs, the token is static.
+            "auth": AuthSettings(issuer_url=issuer_url or "http://127.0.0.1", resource_server_url=None),  # type: ignore[arg-type]
+        }
+    server = MailgentServer(
+        "mailgent-mcp",
+        title="mailgent-mcp",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        aliases=tool_aliases(settings),
+        log_level="WARNING",
+        **auth_kwargs,
+    )
+    register_vault_tools(server, provider, settings)
+    return server
+
+
+def transport_security(opts: HttpOptions) -> TransportSecuritySettings:
+    """DNS-rebinding protection: only the bound host (and any named ones) in Host and Origin."""
+    if is_loopback(opts.host):
+        hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    else:
+        shown = f"[{opts.host}]" if ":" in opts.host else opts.host
+        hosts = [f"{shown}:*"]
+    hosts += [h if ":" in h else f"{h}:*" for h in opts.allowed_hosts]
+    origins = [f"http://{h}" for h in hosts] + [f"https://{h}" for h in hosts]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
+                                     allowed_origins=origins)
+
+
+def check_http_options(opts: HttpOptions) -> None:
+    """Refuse a non-loopback bind unless explicitly allowed, and warn when it is."""
+    if is_loopback(opts.host):
+        return
+    if not opts.allow_remote:
+        raise ConfigError(
+            f"Refusing to listen on {opts.host}: that exposes the vault (passwords, 2FA codes) to the network, "
+            "guarded only by the bearer token and without TLS. Use the default 127.0.0.1, or pass --allow-remote "
+            "(with --allowed-host NAME for the Host header clients use) behind a TLS proxy."
+        )
+    log.warning("listening on %s: the vault is reachable from the network; anyone with the token can read it, "
+                "and traffic is not encrypted unless a TLS proxy fronts it", opts.host)
+
+
+async def serve(transport: Transport = "stdio", *, home: Path | None = None, tool_names: str | None = None,
+                http: HttpOptions | None = None, environ: Mapping[str, str] | None = None) -> None:
+    """Run the server until the client disconnects (stdio) or the process is stopped (HTTP)."""
+    env = os.environ if environ is None else environ
+    home = ensure_home(home if home is not None else default_home(env))
+    settings = load_settings(home, env, tool_names=tool_names)
+    provider = VaultProvider(home, env)
+    opts = http or HttpOptions()
+    try:
+        if transport == "stdio":
+            server = build_server(settings, provider)
+            await provider.warm_up()
+            await server.run_stdio_async()
+            return
+        check_http_options(opts)
+        digest = tokens.expected_digest(home, env)
+        if digest is None:
+            raise ConfigError(
+                "HTTP transports need a bearer token and none is set: run `mailgent-mcp token` (it prints a new "
+                f"token once and stores only its hash), or set {tokens.ENV_TOKEN}."
+            )
+        issuer = f"http://{opts.host}:{opts.port}"
+        server = build_server(settings, provider, token_digest=digest, issuer_url=issuer)
+        await provider.warm_up()
+        security = transport_security(opts)
+        log.warning("mailgent-mcp %s listening on http://%s:%d%s (bearer token required)", transport, opts.host,
+                    opts.port, "/mcp" if transport == "http" else "/sse")
+        if transport == "http":
+            await server.run_streamable_http_async(host=opts.host, port=opts.port, transport_security=security)
+        else:
+            await server.run_sse_async(host=opts.host, port=opts.port, transport_security=security)
+    finally:
+        await provider.close()

@@ -1,0 +1,257 @@
+"""The MCP tools: typed inputs, structured outputs, and the error boundary.
+
+Each tool is a thin adapter over the Vault. This is the boundary of STYLE.md: our
+errors (whose text is safe) become isError results naming the next step; anything else
+is logged without its message (a library's text may carry a value) and answered
+"internal error".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from mailgent_mcp.config import ENV_DEFAULT_ENTRY, Settings
+from mailgent_mcp.errors import InvalidInput, MailgentError
+from mailgent_mcp.models import EntryInfo, EntrySummary, EntryView, TotpCode
+from mailgent_mcp.vault import Vault
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Underscore names by default: Claude Desktop, Cursor and the OpenAI API reject dots.
+TOOL_NAMES: dict[str, str] = {
+    "vault_put": "vault.put",
+    "vault_get": "vault.get",
+    "vault_totp": "vault.totp",
+    "vault_list": "vault.list",
+    "vault_delete": "vault.delete",
+}
+
+INTERNAL_ERROR = "internal error; the server's log (stderr) has the details. Try again, or report it."
+
+
+class EntryList(BaseModel):
+    """Entries in name order; names and types only, never values."""
+
+    entries: list[EntrySummary]
+
+
+class Deleted(BaseModel):
+    """The outcome of vault_delete."""
+
+    name: str
+    deleted: bool
+
+
+class TotpOptions(BaseModel):
+    """Parameters for a bare base32 seed (an otpauth:// URI carries its own)."""
+
+    algorithm: Literal["SHA1", "SHA256", "SHA512"] | None = None
+    digits: Annotated[int, Field(ge=6, le=10)] | None = None
+    period: Annotated[int, Field(ge=1, le=120)] | None = None
+    issuer: str | None = None
+    account: str | None = None
+
+
+class VaultProvider:
+    """Opens the vault on first use and keeps it for the process; a failed open is retried next call.
+
+    The server starts even when the vault is locked, so a client sees the reason as a tool
+    error ("Vault locked: set MAILGENT_PASSPHRASE...") instead of a server that died at start.
+    """
+
+    def __init__(self, home: Path, environ: Mapping[str, str]) -> None:
+        self._home = home
+        self._environ = dict(environ)
+        self._vault: Vault | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Vault:
+        """The open vault, opening it if needed."""
+        if self._vault is None:
+            async with self._lock:
+                if self._vault is None:
+                    self._vault = await Vault.open(self._home, environ=self._environ, actor="mcp")
+        return self._vault
+
+    async def warm_up(self) -> None:
+        """Open now (at server start), so the first call does not pay the unlock; log a failure."""
+        try:
+            await self.get()
+        except MailgentError as exc:
+            log.warning("vault not open yet: %s", exc)
+
+    async def close(self) -> None:
+        """Close the vault if it was opened."""
+        if self._vault is not None:
+            await self._vault.close()
+            self._vault = None
+
+
+def client_name(ctx: Context | None) -> str:
+    """The connected MCP client's name (from initialize or the request envelope), for the audit log."""
+    try:
+        params = ctx.session.client_params if ctx is not None else None
+    except (AttributeError, LookupError, ValueError, RuntimeError):
+        params = None
+    info = getattr(params, "client_info", None)
+    name = getattr(info, "name", None)
+    return f"mcp:{name}" if isinstance(name, str) and name else "mcp:unknown-client"
+
+
+async def guarded(tool: str, call: Callable[[], Awaitable[T]]) -> T:
+    """Run a tool body: our errors become ToolError, anything else an opaque internal error."""
+    try:
+        return await call()
+    except MailgentError as exc:
+        raise ToolError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - the tool boundary
+        # The frames, not the message: a library's exception text may carry a value.
+        log.error("internal error in %s: %s\n%s", tool, type(exc).__name__,
+                  "".join(traceback.format_tb(exc.__traceback__)))
+        raise ToolError(INTERNAL_ERROR) from None
+
+
+def register_vault_tools(server: MCPServer, provider: VaultProvider, settings: Settings) -> None:
+    """Add the vault tools to server under underscore or dotted names."""
+
+    def name_of(base: str) -> str:
+        return TOOL_NAMES[base] if settings.tool_names == "dotted" else base
+
+    async def vault_put(
+        name: Annotated[str, Field(description="Entry name, e.g. 'github' or 'aws/prod' (1-128 characters)")],
+        data: Annotated[dict[str, str | None], Field(description=(
+            "Fields to store: username, password, secret (a base32 TOTP seed or the otpauth:// URI), url, "
+            "notes, or any other name. Given fields replace stored ones; others are kept; null removes one."))],
+        type: Annotated[Literal["LOGIN", "API_KEY", "TOTP", "NOTE"] | None, Field(description=(
+            "Entry type; for a new entry it is inferred when omitted (password: LOGIN, seed only: TOTP)"))] = None,
+        totp: Annotated[TotpOptions | None, Field(description=(
+            "Only for a bare base32 seed: algorithm, digits, period, issuer, account"))] = None,
+        if_absent: Annotated[bool, Field(description="Fail instead of updating when the entry exists")] = False,
+        ctx: Context | None = None,
+    ) -> EntryInfo:
+        options = totp.model_dump(exclude_none=True) if totp else None
+
+        async def call() -> EntryInfo:
+            vault = await provider.get()
+            return await vault.put(name, data, type, totp=options, if_absent=if_absent, actor=client_name(ctx))
+
+        return await guarded("vault_put", call)
+
+    async def vault_get(
+        name: Annotated[str, Field(description="Entry name")],
+        ctx: Context | None = None,
+    ) -> EntryView:
+        async def call() -> EntryView:
+            return await (await provider.get()).get(name, actor=client_name(ctx))
+
+        return await guarded("vault_get", call)
+
+    async def vault_totp(
+        name: Annotated[str | None, Field(description=(
+            f"Entry name; omit to use the default entry ({ENV_DEFAULT_ENTRY} or default_entry in config.toml)"))]
+        = None,
+        min_remaining: Annotated[int, Field(ge=0, le=119, description=(
+            "If the current code has fewer than this many seconds left, wait for the next one and return it"))]
+        = 0,
+        ctx: Context | None = None,
+    ) -> TotpCode:
+        async def call() -> TotpCode:
+            entry = name or settings.default_entry
+            if not entry:
+                raise InvalidInput(
+                    f"No entry name given and no default entry is set; pass name, or set {ENV_DEFAULT_ENTRY} "
+                    "(or default_entry under [vault] in config.toml)."
+                )
+            return await (await provider.get()).totp(entry, min_remaining=min_remaining, actor=client_name(ctx))
+
+        return await guarded("vault_totp", call)
+
+    async def vault_list(
+        prefix: Annotated[str, Field(description="Only names starting with this; empty for all")] = "",
+        ctx: Context | None = None,
+    ) -> EntryList:
+        async def call() -> EntryList:
+            return EntryList(entries=await (await provider.get()).list(prefix, actor=client_name(ctx)))
+
+        return await guarded("vault_list", call)
+
+    async def vault_delete(
+        name: Annotated[str, Field(description="Entry name")],
+        ctx: Context | None = None,
+    ) -> Deleted:
+        async def call() -> Deleted:
+            return Deleted(name=name, deleted=await (await provider.get()).delete(name, actor=client_name(ctx)))
+
+        return await guarded("vault_delete", call)
+
+    server.add_tool(
+        vault_put, name=name_of("vault_put"), title="Store a credential",
+        description=(
+            "Store or update a login, API key, note or TOTP seed in the encrypted local vault. Fields you pass "
+            "replace the stored ones and the rest are kept, so adding 2FA later keeps the password. To enable "
+            "2FA, pass the otpauth:// URI (or base32 seed) the service shows as data.secret: it is sealed and "
+            "never returned again; get codes with vault_totp. The result lists fields and TOTP parameters, "
+            "never values."),
+        annotations=_hints(read_only=False, destructive=True, idempotent=True),
+    )
+    server.add_tool(
+        vault_get, name=name_of("vault_get"), title="Read a credential",
+        description=(
+            "Read an entry: username, password, url, notes and other fields, whether it has a TOTP seed and the "
+            "seed's parameters. The seed itself is never returned: use vault_totp for a code."),
+        annotations=_hints(read_only=True, destructive=False, idempotent=True),
+    )
+    server.add_tool(
+        vault_totp, name=name_of("vault_totp"), title="Get a 2FA code",
+        description=(
+            "The current TOTP code of an entry's stored seed, with `remaining` (seconds it stays valid) and "
+            "`expires_at`. Check `remaining` before typing the code: if a login takes a few seconds, call with "
+            "min_remaining=5 (or more) and the tool waits for the next code rather than return one about to "
+            "expire. Without a name it uses the default entry."),
+        annotations=_hints(read_only=True, destructive=False, idempotent=False),
+    )
+    server.add_tool(
+        vault_list, name=name_of("vault_list"), title="List credentials",
+        description="List entry names, types and whether each has a TOTP seed (never values), by name prefix.",
+        annotations=_hints(read_only=True, destructive=False, idempotent=True),
+    )
+    server.add_tool(
+        vault_delete, name=name_of("vault_delete"), title="Delete a credential",
+        description="Delete an entry and all its fields, TOTP seed included. This cannot be undone.",
+        annotations=_hints(read_only=False, destructive=True, idempotent=False),
+    )
+
+
+def _hints(*, read_only: bool, destructive: bool, idempotent: bool) -> ToolAnnotations:
+    # open_world_hint=False: every tool acts on this machine's vault only.
+    return ToolAnnotations(read_only_hint=read_only, destructive_hint=destructive, idempotent_hint=idempotent,
+                           open_world_hint=False)
+
+
+def tool_aliases(settings: Settings) -> dict[str, str]:
+    """Other spellings accepted in tools/call: dotted for underscore names and back."""
+    if settings.tool_names == "dotted":
+        return {under: dotted for under, dotted in TOOL_NAMES.items()}
+    return {dotted: under for under, dotted in TOOL_NAMES.items()}
+
+
+def sanitized_validation_message(tool: str, errors: list[Any]) -> str:
+    """A pydantic error list as text with field paths and reasons but never the rejected values."""
+    parts = []
+    for err in errors[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ())) or "arguments"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return f"Invalid arguments for {tool}: {'; '.join(parts)}{more}. Check the tool's input schema and call again."
