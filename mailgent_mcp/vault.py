@@ -108,11 +108,12 @@ def validate_fields(data: Mapping[str, object]) -> dict[str, str | None]:
     if len(data) > MAX_FIELDS:
         raise InvalidInput(f"An entry holds at most {MAX_FIELDS} fields; {len(data)} were given.")
     clean: dict[str, str | None] = {}
-    for field, value in data.items():
+    for position, (field, value) in enumerate(data.items(), 1):
         if not isinstance(field, str) or not FIELD_NAME.match(field):
-            shown = field[:40] if isinstance(field, str) and field.isprintable() else "(unprintable)"
+            # Not echoed: a caller that swapped key and value would see its secret in the error.
             raise InvalidInput(
-                f"Field name {shown!r} is not allowed; use 1-64 letters, digits, '_', '-' or '.', starting with a letter."
+                f"Field name number {position} in data is not allowed; use 1-64 letters, digits, '_', '-' or '.', "
+                "starting with a letter (username, password, secret, url, notes, api_key...)."
             )
         if value is None:
             clean[field] = None

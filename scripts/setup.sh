@@ -15,12 +15,22 @@ if [ "${1:-}" = "--test" ]; then
   extras="[test]"
   missing=()
   command -v oathtool >/dev/null 2>&1 || missing+=(oathtool)
+  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing Debian packages: ${missing[*]}" >&2
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+if [ "${1:-}" = "--test" ] && [ ! -x tests/inspector/node_modules/.bin/mcp-inspector ]; then
+  echo "setup: installing the MCP Inspector CLI (npm) into tests/inspector" >&2
+  if ! npm ci --prefix tests/inspector --no-audit --no-fund >tests/inspector/npm.log 2>&1; then
+    cat tests/inspector/npm.log >&2
+    echo "setup: npm ci failed (log above)" >&2
+    exit 1
   fi
 fi
 

@@ -165,14 +165,3 @@ def test_module_and_console_script_agree(home: Path) -> None:
     out = subprocess.run([script, "--version"], capture_output=True, text=True, env=clean_env(home), timeout=30)
     assert out.returncode == 0 and out.stdout.startswith("mailgent-mcp ")
 
-
-def test_vault_api_example_runs(home: Path) -> None:
-    import subprocess
-    import sys
-
-    example = Path(__file__).resolve().parents[1] / "examples" / "vault_api.py"
-    result = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
-                            env=clean_env(home), timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert re.search(r"code \d{6}, valid for \d+ s more", result.stdout)
-    assert "weak=True" in result.stdout and "'secret'" not in result.stdout.split("data keys")[1]
