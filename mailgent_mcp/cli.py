@@ -22,7 +22,6 @@ from typing import Any, TextIO
 from mailgent_mcp import __version__, otp
 from mailgent_mcp.config import default_home, ensure_home
 from mailgent_mcp.crypto import decode_master_key
-from mailgent_mcp.demo import run_demo
 from mailgent_mcp.errors import EntryExists, InvalidInput, MailgentError
 from mailgent_mcp.models import EntryView, TotpCode
 from mailgent_mcp.tokens import TOKEN_FILE, create_token
@@ -349,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = groups.add_parser("token", help="make the bearer token for the HTTP transports (printed once)")
     token.add_argument("--rotate", action="store_true", help="replace an existing token")
 
-    demo = groups.add_parser("demo", help="walk through sign-up, 2FA enrolment and a TOTP login in a temp folder")
+    demo = groups.add_parser("demo", help="an agent signs up, enrols 2FA and logs in through MCP, in a temp folder")
     demo.add_argument("--keep", action="store_true", help="keep the demo's data folder")
 
     audit = groups.add_parser("audit", help="the vault's audit log").add_subparsers(dest="cmd", required=True)
@@ -364,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def _run(args: argparse.Namespace) -> int:
     if args.group == "demo":
+        from mailgent_mcp.demo import run_demo  # imports the MCP SDK: only for the demo
+
         return await run_demo(sys.stdout, home=args.home, keep=args.keep)
     if args.group == "serve":
         from mailgent_mcp.server import HttpOptions, serve  # imports the MCP SDK: only when serving

@@ -151,9 +151,20 @@ def test_import_google_authenticator_export(home: Path) -> None:
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
-def test_demo_logs_in(home: Path) -> None:
+def test_demo_logs_in_through_mcp(home: Path) -> None:
     out = _ok(home, "demo")
-    assert "logged in: password and TOTP accepted" in out and "chain intact" in out
+    assert "MCP server up over stdio: vault_put, vault_get, vault_totp, vault_list, vault_delete" in out
+    assert re.search(r"vault_totp: code \d{6}, \d+ s left", out)
+    assert "logged in: password and TOTP accepted" in out
+    assert "by mcp:mailgent-demo; chain intact" in out
+    folder = Path(re.search(r"data folder: (\S+)", out).group(1))  # type: ignore[union-attr]
+    assert not folder.exists() and "kept" not in out  # the throw-away folder is removed
+
+
+def test_demo_keep_leaves_the_folder(tmp_path: Path) -> None:
+    out = _ok(tmp_path / "unused", "--home", str(tmp_path / "demo"), "demo")
+    assert f"data folder kept: {tmp_path / 'demo'}" in out
+    assert (tmp_path / "demo" / "vault.db").exists() and (tmp_path / "demo" / "master.key").exists()
 
 
 def test_module_and_console_script_agree(home: Path) -> None:
