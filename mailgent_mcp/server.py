@@ -67,18 +67,28 @@ class MailgentServer(MCPServer[Any]):
             raise
 
 
-class StaticTokenVerifier:
-    """Accepts the one configured bearer token (compared as SHA-256 digests, in constant time)."""
+class BearerTokenVerifier:
+    """Accepts the configured bearer token, compared as SHA-256 digests in constant time.
 
-    def __init__(self, expected: bytes) -> None:
-        self._expected = expected
+    The expected digest is read for each request (a stat and a 65-byte read), so
+    `mailgent-mcp token --rotate` takes effect on running servers at once.
+    """
+
+    def __init__(self, home: Path, environ: Mapping[str, str]) -> None:
+        self._home = home
+        self._environ = dict(environ)
 
     def __repr__(self) -> str:
-        return "StaticTokenVerifier(<digest hidden>)"
+        return "BearerTokenVerifier(<digest hidden>)"
 
     async def verify_token(self, token: str) -> AccessToken | None:
         """An AccessToken when token matches, else None (the SDK answers 401)."""
-        if tokens.matches(token, self._expected):
+        try:
+            expected = tokens.expected_digest(self._home, self._environ)
+        except ConfigError as exc:
+            log.error("cannot check bearer tokens: %s", exc)
+            return None
+        if expected is not None and tokens.matches(token, expected):
             return AccessToken(token="<bearer>", client_id="mailgent-http", scopes=[])
         return None
 
@@ -103,13 +113,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def build_server(settings: Settings, provider: VaultProvider, *, token_digest: bytes | None = None,
+def build_server(settings: Settings, provider: VaultProvider, *, verifier: BearerTokenVerifier | None = None,
                  issuer_url: str | None = None) -> MailgentServer:
-    """The MCP server with the vault tools; with token_digest, bearer auth on HTTP transports."""
+    """The MCP server with the vault tools; with a verifier, bearer auth on HTTP transports."""
     auth_kwargs: dict[str, Any] = {}
-    if token_digest is not None:
+    if verifier is not None:
         auth_kwargs = {
-            "token_verifier": StaticTokenVerifier(token_digest),
+            "token_verifier": verifier,
             # Required by the SDK's settings model; no OAuth server runs, the token is static.
             "auth": AuthSettings(issuer_url=issuer_url or "http://127.0.0.1", resource_server_url=None),  # type: ignore[arg-type]
         }
@@ -168,14 +178,13 @@ async def serve(transport: Transport = "stdio", *, home: Path | None = None, too
             await server.run_stdio_async()
             return
         check_http_options(opts)
-        digest = tokens.expected_digest(home, env)
-        if digest is None:
+        if tokens.expected_digest(home, env) is None:
             raise ConfigError(
                 "HTTP transports need a bearer token and none is set: run `mailgent-mcp token` (it prints a new "
                 f"token once and stores only its hash), or set {tokens.ENV_TOKEN}."
             )
         issuer = f"http://{opts.host}:{opts.port}"
-        server = build_server(settings, provider, token_digest=digest, issuer_url=issuer)
+        server = build_server(settings, provider, verifier=BearerTokenVerifier(home, env), issuer_url=issuer)
         await provider.warm_up()
         security = transport_security(opts)
         log.warning("mailgent-mcp %s listening on http://%s:%d%s (bearer token required)", transport, opts.host,

@@ -1,7 +1,8 @@
 """Bearer tokens for the HTTP transports: made once, shown once, stored only as a hash.
 
 `mailgent-mcp token` writes the SHA-256 of a new random token to `http-token.sha256` in
-the data folder (0600) and prints the token a single time. `MAILGENT_TOKEN` in the
+the data folder (0600) and prints the token a single time; running servers read the
+file per request, so `--rotate` takes effect at once. `MAILGENT_TOKEN` in the
 environment takes precedence. Tokens are compared as digests with hmac.compare_digest,
 in constant time.
 """

@@ -2,13 +2,15 @@
 
 Every server here is `python -m mailgent_mcp serve --transport http|sse` run as a subprocess
 on a free port of 127.0.0.1 with a temporary data folder (tests/helpers/http_server.py).
-One server per transport serves the whole module; the token-command tests and the
+One server per transport serves most of the module; the token-command test and the
 refusals start their own. Raw requests use httpx2; the round trips use the SDK's Client
 over streamable_http_client and sse_client, as an MCP client would.
 
-Observed order of checks (mcp 2.3): the SDK wraps each endpoint in RequireAuthMiddleware
-and validates Host and Origin inside the transport, so the bearer token is checked first
-(no token: 401 whatever the Host or Origin), then Host (421), then Origin (403).
+Order of checks (mcp 2.3, seen here and in the SDK): each endpoint is wrapped in
+RequireAuthMiddleware, and Host and Origin are validated inside the transport
+(transport_security.py), so the bearer token comes first: without it the answer is 401
+whatever the Host or Origin. With the right token, a foreign Host gets 421 and then a
+foreign Origin 403.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,26 +35,20 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
+from mcp_types.version import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
 
 from mailgent_mcp import otp
 from mailgent_mcp.tokens import MIN_TOKEN_CHARS, TOKEN_FILE
 
 from .conftest import clean_env, run_cli
-from .helpers.http_server import ServerProcess, free_port, start_all
+from .helpers.http_server import ServerProcess, start_all
 
 TRANSPORTS = ("http", "sse")
 TOOL_NAMES = {"vault_put", "vault_get", "vault_totp", "vault_list", "vault_delete"}
 SEED = "JBSWY3DPEHPK3PXP"
+SEED_HEX = otp.decode_base32(SEED).hex()
 URI = f"otpauth://totp/Example:alice@google.com?secret={SEED}&issuer=Example"
-INITIALIZE = {
-    "jsonrpc": "2.0", "id": 1, "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}},
-}
-# The first request a client makes on each endpoint. For SSE, /messages/ (where the client
-# POSTs its JSON-RPC) is guarded too; a made-up session id gets 404 once past the guards.
-ENDPOINTS = [("http", "POST", "/mcp"), ("sse", "GET", "/sse"), ("sse", "POST", "/messages/")]
-ENDPOINT_IDS = [f"{t}-{m}-{p.strip('/')}" for t, m, p in ENDPOINTS]
-RUN_TIMEOUT = 30  # seconds for one client session; a hang fails instead of blocking the suite
+RUN_TIMEOUT = 30  # seconds for one client session: a hang fails instead of blocking the suite
 
 
 def new_token() -> str:
@@ -60,7 +56,76 @@ def new_token() -> str:
     return secrets.token_urlsafe(18)
 
 
-# -- servers ------------------------------------------------------------------------------
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# -- endpoints and raw requests -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A guarded URL and the first request a client sends to it."""
+
+    transport: str
+    method: str
+    path: str
+    request: str  # initialize | modern | stream | message
+
+    @property
+    def id(self) -> str:
+        return f"{self.transport}-{self.request}"
+
+
+ENDPOINTS = [
+    Endpoint("http", "POST", "/mcp", "initialize"),  # the handshake era, as clients use today
+    Endpoint("http", "POST", "/mcp", "modern"),      # the 2026-07-28 era: another code path in the SDK
+    Endpoint("sse", "GET", "/sse", "stream"),
+    Endpoint("sse", "POST", "/messages/", "message"),  # where an SSE client posts its JSON-RPC
+]
+OPENING = {"http": ENDPOINTS[0], "sse": ENDPOINTS[2]}  # what a client sends first on each transport
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    status_code: int
+    headers: dict[str, str]
+    text: str
+
+
+def raw_request(server: ServerProcess, endpoint: Endpoint, headers: dict[str, str]) -> RawResponse:
+    """Send endpoint's first request with extra headers (httpx2, no MCP client).
+
+    A request that gets through to GET /sse or POST /mcp is answered with an event stream
+    that may stay open, so of a stream only the status line and headers are read.
+    """
+    url = server.base_url + endpoint.path
+    base = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    body: dict[str, Any] | None = None
+    if endpoint.request == "initialize":
+        body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": LATEST_HANDSHAKE_VERSION, "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"}}}
+    elif endpoint.request == "modern":
+        base |= {"MCP-Protocol-Version": LATEST_MODERN_VERSION, "Mcp-Method": "tools/list"}
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
+            "io.modelcontextprotocol/protocolVersion": LATEST_MODERN_VERSION,
+            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
+            "io.modelcontextprotocol/clientCapabilities": {}}}}
+    elif endpoint.request == "message":
+        url += f"?session_id={secrets.token_hex(16)}"  # no such session: 404 once past the guards
+        body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    else:
+        base = {"Accept": "text/event-stream"}
+    content = None if body is None else json.dumps(body).encode()
+    with httpx2.Client(timeout=10) as http:
+        with http.stream(endpoint.method, url, headers={**base, **headers}, content=content) as response:
+            streaming = response.headers.get("content-type", "").startswith("text/event-stream")
+            text = "<event stream, not read>" if streaming else response.read().decode(errors="replace")
+            return RawResponse(response.status_code, dict(response.headers), text)
+
+
+# -- servers and clients ----------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +137,7 @@ def shared_token() -> str:
 def servers(tmp_path_factory: pytest.TempPathFactory, shared_token: str) -> Iterator[dict[str, ServerProcess]]:
     """One server per transport for the module, started side by side, each on its own data folder.
 
-    They run with -v (INFO logs) so the no-leak test reads as much log as the server can write.
+    They run with -v (INFO logs), so the no-leak test reads all the log a server can write.
     """
     root = tmp_path_factory.mktemp("http-servers")
     specs = [(t, clean_env(root / f"home-{t}", MAILGENT_TOKEN=shared_token)) for t in TRANSPORTS]
@@ -90,49 +155,11 @@ def server(request: pytest.FixtureRequest, servers: dict[str, ServerProcess]) ->
     return servers[request.param]
 
 
-@pytest.fixture(params=ENDPOINTS, ids=ENDPOINT_IDS)
-def endpoint(request: pytest.FixtureRequest, servers: dict[str, ServerProcess]) -> tuple[ServerProcess, str, str]:
-    """A guarded endpoint of the module's servers: (server, method, path)."""
-    transport, method, path = request.param
-    return servers[transport], method, path
-
-
-# -- clients ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RawResponse:
-    status_code: int
-    headers: dict[str, str]
-    text: str
-
-
-def raw_request(server: ServerProcess, method: str, path: str, headers: dict[str, str]) -> RawResponse:
-    """The request a client opens with on this endpoint, plus headers (httpx2, no MCP client).
-
-    A request that gets through to GET /sse (or to POST /mcp) is answered with an event
-    stream that stays open, so only the status line and headers of a stream are read.
-    """
-    url = server.base_url + path
-    if path == "/mcp":
-        # Streamable HTTP requires both media types in Accept and a JSON body.
-        base = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-        body = json.dumps(INITIALIZE).encode()
-    elif path == "/messages/":
-        url += f"?session_id={secrets.token_hex(16)}"
-        base = {"Content-Type": "application/json"}
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"}).encode()
-    else:
-        base, body = {"Accept": "text/event-stream"}, b""
-    with httpx2.Client(timeout=10) as http:
-        with http.stream(method, url, headers={**base, **headers}, content=body or None) as response:
-            streaming = response.headers.get("content-type", "").startswith("text/event-stream")
-            text = "<event stream, not read>" if streaming else response.read().decode(errors="replace")
-            return RawResponse(response.status_code, dict(response.headers), text)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+@pytest.fixture(params=ENDPOINTS, ids=[e.id for e in ENDPOINTS])
+def endpoint(request: pytest.FixtureRequest, servers: dict[str, ServerProcess]) -> tuple[ServerProcess, Endpoint]:
+    """A guarded endpoint of the module's servers, with the server behind it."""
+    ep: Endpoint = request.param
+    return servers[ep.transport], ep
 
 
 @asynccontextmanager
@@ -149,8 +176,15 @@ async def mcp_client(server: ServerProcess, token: str, *, mode: str = "legacy")
             yield client
 
 
+async def tool_names(server: ServerProcess, token: str) -> set[str]:
+    """The tool names a real client sees with this token."""
+    with anyio.fail_after(RUN_TIMEOUT):
+        async with mcp_client(server, token) as client:
+            return {tool.name for tool in (await client.list_tools()).tools}
+
+
 def result_text(result: CallToolResult) -> str:
-    """Everything a tool result shows the model: its text content and its structured content."""
+    """Everything a tool result shows the model: its text blocks and its structured content."""
     texts = [getattr(block, "text", "") for block in result.content]
     return "\n".join(texts) + "\n" + json.dumps(result.structured_content)
 
@@ -163,72 +197,77 @@ def structured(result: CallToolResult) -> dict[str, Any]:
     return content
 
 
-async def tool_names(server: ServerProcess, token: str) -> set[str]:
-    with anyio.fail_after(RUN_TIMEOUT):
-        async with mcp_client(server, token) as client:
-            return {tool.name for tool in (await client.list_tools()).tools}
+def near_miss(token: str) -> str:
+    """The token with its last character changed."""
+    return token[:-1] + ("A" if token[-1] != "A" else "B")
 
 
-# -- bearer token and DNS-rebinding protection ---------------------------------------------
+# -- bearer token -------------------------------------------------------------------------
 
 
-def test_request_without_token_is_rejected_with_401(endpoint: tuple[ServerProcess, str, str]) -> None:
-    server, method, path = endpoint
-    response = raw_request(server, method, path, {})
+def test_request_without_token_is_rejected_with_401(endpoint: tuple[ServerProcess, Endpoint]) -> None:
+    server, ep = endpoint
+    response = raw_request(server, ep, {})
     assert response.status_code == 401, response.text
     assert response.headers.get("www-authenticate", "").startswith("Bearer"), response.headers
 
 
-@pytest.mark.parametrize("make_header", [
-    pytest.param(lambda t: f"Bearer {t[:-1]}{'A' if t[-1] != 'A' else 'B'}", id="last-char-changed"),
+@pytest.mark.parametrize("authorization", [
+    pytest.param(lambda t: f"Bearer {near_miss(t)}", id="last-char-changed"),
     pytest.param(lambda t: f"Bearer {t}x", id="extra-char"),
     pytest.param(lambda t: f"Bearer {t[:-1]}", id="truncated"),
-    pytest.param(lambda t: t, id="no-bearer-scheme"),
+    pytest.param(lambda t: t, id="no-scheme"),
     pytest.param(lambda t: f"Basic {t}", id="basic-scheme"),
     pytest.param(lambda t: "Bearer", id="scheme-only"),
 ])
-def test_request_with_wrong_token_is_rejected_with_401(endpoint: tuple[ServerProcess, str, str], shared_token: str,
-                                                      make_header: Any) -> None:
-    server, method, path = endpoint
-    response = raw_request(server, method, path, {"Authorization": make_header(shared_token)})
+def test_request_with_wrong_token_is_rejected_with_401(endpoint: tuple[ServerProcess, Endpoint], shared_token: str,
+                                                      authorization: Callable[[str], str]) -> None:
+    server, ep = endpoint
+    response = raw_request(server, ep, {"Authorization": authorization(shared_token)})
     assert response.status_code == 401, response.text
 
 
-def test_right_token_with_foreign_host_is_rejected_with_421(endpoint: tuple[ServerProcess, str, str],
-                                                           shared_token: str) -> None:
-    server, method, path = endpoint
-    response = raw_request(server, method, path, {**bearer(shared_token), "Host": f"evil.example:{server.port}"})
+# -- DNS-rebinding protection ------------------------------------------------------------
+
+FOREIGN_HOSTS = ["evil.example:{port}", "127.0.0.1.evil.example:{port}", "evil.example"]
+FOREIGN_ORIGINS = ["http://evil.example", "http://127.0.0.1.evil.example:{port}", "https://localhost.evil.example",
+                   "null"]  # "null": what a sandboxed iframe or a file:// page sends
+
+
+@pytest.mark.parametrize("host", FOREIGN_HOSTS)
+def test_right_token_with_foreign_host_is_rejected_with_421(endpoint: tuple[ServerProcess, Endpoint],
+                                                           shared_token: str, host: str) -> None:
+    server, ep = endpoint
+    response = raw_request(server, ep, {**bearer(shared_token), "Host": host.format(port=server.port)})
     assert response.status_code == 421, response.text
 
 
-def test_right_token_with_foreign_origin_is_rejected_with_403(endpoint: tuple[ServerProcess, str, str],
-                                                             shared_token: str) -> None:
-    server, method, path = endpoint
-    response = raw_request(server, method, path, {**bearer(shared_token), "Origin": "http://evil.example"})
+@pytest.mark.parametrize("origin", FOREIGN_ORIGINS)
+def test_right_token_with_foreign_origin_is_rejected_with_403(endpoint: tuple[ServerProcess, Endpoint],
+                                                             shared_token: str, origin: str) -> None:
+    server, ep = endpoint
+    response = raw_request(server, ep, {**bearer(shared_token), "Origin": origin.format(port=server.port)})
     assert response.status_code == 403, response.text
 
 
-@pytest.mark.parametrize("foreign", [
-    pytest.param("host", id="foreign-host"),
-    pytest.param("origin", id="foreign-origin"),
-])
-def test_token_is_checked_before_host_and_origin(endpoint: tuple[ServerProcess, str, str], foreign: str) -> None:
-    # RequireAuthMiddleware wraps the transport, whose TransportSecurityMiddleware checks
-    # Host and Origin: without a token the answer is 401, and says nothing about the headers.
-    server, method, path = endpoint
+@pytest.mark.parametrize("foreign", ["host", "origin"])
+def test_token_is_checked_before_host_and_origin(endpoint: tuple[ServerProcess, Endpoint], foreign: str) -> None:
+    # Seen, and as the SDK is built: RequireAuthMiddleware runs before the transport's
+    # Host/Origin checks, so a request without the token learns nothing about them.
+    server, ep = endpoint
     headers = {"Host": f"evil.example:{server.port}"} if foreign == "host" else {"Origin": "http://evil.example"}
-    response = raw_request(server, method, path, headers)
+    response = raw_request(server, ep, headers)
     assert response.status_code == 401, response.text
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
-def test_right_token_with_local_host_and_origin_is_let_through(endpoint: tuple[ServerProcess, str, str],
+def test_right_token_with_local_host_and_origin_is_let_through(endpoint: tuple[ServerProcess, Endpoint],
                                                                shared_token: str, host: str) -> None:
-    # The control for the three tests above: these headers pass every guard.
-    server, method, path = endpoint
+    # The control for the rejections above: these headers pass every guard.
+    server, ep = endpoint
     headers = {**bearer(shared_token), "Host": f"{host}:{server.port}", "Origin": f"http://{host}:{server.port}"}
-    response = raw_request(server, method, path, headers)
-    expected = 404 if path == "/messages/" else 200  # /messages/: past the guards, the session is unknown
+    response = raw_request(server, ep, headers)
+    expected = 404 if ep.request == "message" else 200  # past the guards, the made-up session is unknown
     assert response.status_code == expected, response.text
 
 
@@ -249,15 +288,15 @@ async def test_vault_round_trip_gives_engine_totp_code_and_never_the_seed(server
             assert (info["name"], info["type"], info["has_totp"]) == (name, "TOTP", True)
 
             before = time.time()
-            code_result = await client.call_tool("vault_totp", {"name": name})
+            totp = await client.call_tool("vault_totp", {"name": name})
             after = time.time()
-            code = structured(code_result)
+            code = structured(totp)
             assert re.fullmatch(r"[0-9]{6}", code["code"]), code
-            # The server computed at some t in [before, after]; at a step edge that is either step.
+            # The server read its clock at some t in [before, after]: at a step edge, either step.
             engine = {otp.totp_at(seed, t).code: otp.totp_at(seed, t) for t in (before, after)}
             assert code["code"] in engine, (code, sorted(engine))
-            expected = engine[code["code"]]
-            assert datetime.fromisoformat(code["expires_at"].replace("Z", "+00:00")).timestamp() == expected.expires_at
+            expires = datetime.fromisoformat(code["expires_at"].replace("Z", "+00:00")).timestamp()
+            assert expires == engine[code["code"]].expires_at, code
             assert 1 <= code["remaining"] <= 30
             assert (code["digits"], code["period"], code["algorithm"]) == (6, 30, "SHA1")
 
@@ -269,42 +308,41 @@ async def test_vault_round_trip_gives_engine_totp_code_and_never_the_seed(server
 
             listed = structured(await client.call_tool("vault_list", {"prefix": name}))
             assert [(e["name"], e["has_totp"]) for e in listed["entries"]] == [(name, True)]
-
-            deleted = structured(await client.call_tool("vault_delete", {"name": name}))
-            assert deleted == {"name": name, "deleted": True}
+            assert structured(await client.call_tool("vault_delete", {"name": name})) == {"name": name,
+                                                                                          "deleted": True}
             gone = await client.call_tool("vault_get", {"name": name})
             assert gone.is_error and "No vault entry named" in result_text(gone)
 
-    for result in (put, code_result, got):
-        shown = result_text(result)
-        assert SEED.lower() not in shown.lower() and "otpauth" not in shown.lower(), shown
+    for result in (put, totp, got):
+        shown = result_text(result).lower()
+        assert SEED.lower() not in shown and SEED_HEX not in shown and "otpauth" not in shown, shown
 
 
 async def test_server_log_never_contains_token_or_seed(server: ServerProcess, shared_token: str) -> None:
-    # Make every kind of request that carries the token or the seed, then read the whole log
-    # (it also holds whatever the module's other tests made this server do).
-    near_miss = shared_token[:-1] + ("A" if shared_token[-1] != "A" else "B")
-    method, path = endpoint_of(server)
-    assert raw_request(server, method, path, bearer(near_miss)).status_code == 401
-    assert raw_request(server, method, path, {**bearer(shared_token), "Host": "evil.example"}).status_code == 421
-    assert raw_request(server, method, path, {**bearer(shared_token), "Origin": "http://evil"}).status_code == 403
+    # Make each kind of request that carries the token or the seed, then read the whole log
+    # (which also holds whatever the module's other tests made this server do).
+    wrong = near_miss(shared_token)
+    opening = OPENING[server.transport]
+    assert raw_request(server, opening, bearer(wrong)).status_code == 401
+    assert raw_request(server, opening, {**bearer(shared_token), "Host": "evil.example"}).status_code == 421
+    assert raw_request(server, opening, {**bearer(shared_token), "Origin": "http://evil"}).status_code == 403
     with anyio.fail_after(RUN_TIMEOUT):
         async with mcp_client(server, shared_token) as client:
             structured(await client.call_tool("vault_put", {"name": "leak-check", "data": {"secret": URI}}))
             structured(await client.call_tool("vault_totp", {"name": "leak-check"}))
             bad = await client.call_tool("vault_put", {"name": "leak-check-2", "data": {"secret": SEED + "1"}})
             assert bad.is_error and SEED not in result_text(bad)
-    log = server.stderr()
-    assert "listening on" in log  # the right file, and not empty
-    for secret in (shared_token, near_miss, SEED, SEED.lower()):
+    log, out = server.stderr(), server.stdout()
+    assert "listening on" in log and "Invalid Host header" in log  # the right file, written as we went
+    for secret in (shared_token, wrong, SEED, SEED.lower(), SEED_HEX):
         assert secret not in log, f"{secret[:4]}... appears in the server's stderr"
-        assert secret not in server.stdout()
+        assert secret not in out, f"{secret[:4]}... appears in the server's stdout"
 
 
 # -- the token made by `mailgent-mcp token` -------------------------------------------------
 
 
-def token_file_holds_only_the_hash_of(home: Path, token: str) -> None:
+def assert_token_file_holds_only_the_hash_of(home: Path, token: str) -> None:
     path = home / TOKEN_FILE
     raw = path.read_bytes()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -312,68 +350,58 @@ def token_file_holds_only_the_hash_of(home: Path, token: str) -> None:
     assert raw.strip() == hashlib.sha256(token.encode()).hexdigest().encode()
 
 
-async def test_token_command_token_works_and_rotate_revokes_it(tmp_path: Path) -> None:
-    # Both transports in one test: each server start costs ~1.5 s, so at each stage the
-    # http and sse servers start side by side on the same data folder.
-    home = tmp_path / "home"
+async def test_token_command_token_works_and_rotate_revokes_it_at_once(tmp_path: Path) -> None:
+    # Both transports in one test: a server start costs ~1.5 s, so the http and sse servers
+    # start side by side on the same data folder and stay up across the rotation.
+    home, logs = tmp_path / "home", tmp_path / "logs"
     env = clean_env(home)  # no MAILGENT_TOKEN: the servers must take the hash from the data folder
     made = run_cli(home, "token", env=env)
     assert made.returncode == 0, made.stderr
     token = made.stdout.splitlines()[0]
     assert re.fullmatch(r"mgt_[A-Za-z0-9_-]{40,}", token), made.stdout
-    token_file_holds_only_the_hash_of(home, token)
+    assert_token_file_holds_only_the_hash_of(home, token)
 
-    first = start_all([(t, env) for t in TRANSPORTS], tmp_path / "logs")
+    servers = start_all([(t, env) for t in TRANSPORTS], logs)
     try:
-        for server in first:
+        for server in servers:
             assert await tool_names(server, token) == TOOL_NAMES, server.transport
-            assert raw_request(server, *endpoint_of(server), bearer(new_token())).status_code == 401, server.transport
+            opening = OPENING[server.transport]
+            assert raw_request(server, opening, bearer(new_token())).status_code == 401, server.transport
         again = run_cli(home, "token", env=env)
         assert again.returncode == 2, again.stderr
         assert "--rotate" in again.stderr and token not in again.stdout + again.stderr
-        token_file_holds_only_the_hash_of(home, token)  # untouched
-    finally:
-        for server in first:
-            server.stop()
+        assert_token_file_holds_only_the_hash_of(home, token)  # untouched
 
-    rotated = run_cli(home, "token", "--rotate", env=env)
-    assert rotated.returncode == 0, rotated.stderr
-    new = rotated.stdout.splitlines()[0]
-    assert new != token and new.startswith("mgt_")
-    token_file_holds_only_the_hash_of(home, new)
-
-    second = start_all([(t, env) for t in TRANSPORTS], tmp_path / "logs")
-    try:
-        for server in second:
-            assert raw_request(server, *endpoint_of(server), bearer(token)).status_code == 401, server.transport
+        rotated = run_cli(home, "token", "--rotate", env=env)
+        assert rotated.returncode == 0, rotated.stderr
+        new = rotated.stdout.splitlines()[0]
+        assert new != token and new.startswith("mgt_")
+        assert_token_file_holds_only_the_hash_of(home, new)
+        for server in servers:  # the running servers read the new hash: no restart needed
+            assert raw_request(server, OPENING[server.transport], bearer(token)).status_code == 401, server.transport
             assert await tool_names(server, new) == TOOL_NAMES, server.transport
     finally:
-        for server in second:
+        for server in servers:
             server.stop()
-    for server in first + second:
-        log = server.stderr()
+    for server in servers:
+        log = server.stderr() + server.stdout()
         assert "listening on" in log, server.transport
         assert token not in log and new not in log, server.transport
 
 
-def endpoint_of(server: ServerProcess) -> tuple[str, str]:
-    """The method and path a client opens with on this server's transport."""
-    return ("POST", "/mcp") if server.transport == "http" else ("GET", "/sse")
-
-
 # -- refusing to start -------------------------------------------------------------------
 
-SHORT_TOKEN = "short-but-secret-tok-23"
-REFUSALS = {
+SHORT_TOKEN = "short-but-secret-tok-23"  # MIN_TOKEN_CHARS - 1; the shared servers use exactly 24
+REFUSALS: dict[str, tuple[list[str], str | None, str]] = {  # case: (serve args, MAILGENT_TOKEN, message)
     "no-token": ([], None, "mailgent-mcp token"),
-    "remote-host": (["--host", "0.0.0.0"], new_token(), "--allow-remote"),
+    "remote-host": (["--host", "0.0.0.0"], new_token(), "--allow-remote"),  # a valid token: only the host is wrong
     "short-token": ([], SHORT_TOKEN, f"at least {MIN_TOKEN_CHARS}"),
 }
 
 
 @pytest.fixture(scope="module")
 def refusals(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, str], ServerProcess]]:
-    """Every refusal case, for both transports, launched at once (each costs the SDK import, ~1.3 s)."""
+    """Every refusal, for both transports, launched at once (each costs the SDK import, ~1.3 s)."""
     root = tmp_path_factory.mktemp("refusals")
     launched = {}
     for transport in TRANSPORTS:
@@ -392,13 +420,12 @@ def refusals(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[st
 @pytest.mark.parametrize("case", list(REFUSALS))
 def test_server_refuses_to_start_unsafely_with_exit_7(refusals: dict[tuple[str, str], ServerProcess],
                                                       transport: str, case: str) -> None:
+    assert len(SHORT_TOKEN) == MIN_TOKEN_CHARS - 1
     server = refusals[(transport, case)]
     _, token, message = REFUSALS[case]
-    assert server.wait_exit() == 7, server.stderr()
+    assert server.wait_exit() == 7, server.stderr()  # fails at once if it listens instead
     err = server.stderr()
     assert message in err, err
     assert "Traceback" not in err, err
     if token is not None:
         assert token not in err + server.stdout()
-    if case == "short-token":
-        assert len(SHORT_TOKEN) == MIN_TOKEN_CHARS - 1  # the boundary; the shared servers use exactly 24
