@@ -12,7 +12,8 @@ as a ratio ours/trivial against the issue's target (within 1.2x on both).
 
 - Round trip: one connection per server, warm-up calls, then rounds of calls, each call
   timed with perf_counter. p50, p99 and calls/s are computed per round; the figure shown
-  is the median over rounds.
+  is the median over rounds. A call is what a client sees: the request, the tool, the
+  response, and the client's check of structuredContent against the tool's outputSchema.
 - Cold start: from spawning the process to the first tools/list response (the handshake
   included), a new process each start; the median over starts. Also our server's start to
   its first vault_totp result (the client lists tools before a first call, as it must
@@ -121,6 +122,7 @@ def targets(home: Path) -> tuple[Target, Target]:
 
 
 def connect(target: Target) -> Client:
+    """A client that starts target's process and speaks the handshake era to it."""
     return Client(target.params, mode="legacy")
 
 
