@@ -48,12 +48,13 @@ class AuditChain:
     def _head_mac(self, seq: int, row_mac: bytes) -> bytes:
         return crypto.mac(self._key, b"audit-head", str(seq).encode(), row_mac)
 
-    def append(self, store: Store, op: str, entry: str | None, actor: str, outcome: str) -> None:
-        """Append one row; must run inside the caller's write transaction."""
+    def append(self, store: Store, op: str, entry: str | None, actor: str, outcome: str,
+               at: float | None = None) -> None:
+        """Append one row (at: when it happened, default now); run inside a write transaction."""
         last = store.audit_last()
         seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
         who = clean_actor(actor)
-        at = self._clock()
+        at = self._clock() if at is None else at
         row_mac = self._row_mac(prev, seq, at, op, entry, who, outcome)
         store.audit_append(AuditRow(seq, at, op, entry, who, outcome, row_mac), self._head_mac(seq, row_mac))
 

@@ -13,6 +13,7 @@ import asyncio
 import getpass
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -371,7 +372,11 @@ async def _run(args: argparse.Namespace) -> int:
 
         opts = HttpOptions(host=args.host, port=args.port, allow_remote=args.allow_remote,
                            allowed_hosts=tuple(args.allowed_host))
-        await serve(args.transport, home=args.home, tool_names=args.tool_names, http=opts)
+        if await serve(args.transport, home=args.home, tool_names=args.tool_names, http=opts):
+            # Stopped by a signal with the vault closed; stdin's reader thread would block a normal exit.
+            logging.shutdown()
+            sys.stdout.flush()
+            os._exit(0)
         return 0
     if args.group == "token":
         return cmd_token(args, sys.stdout)

@@ -8,10 +8,12 @@ without a token or, for a non-loopback address, without an explicit flag.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import os
-from collections.abc import Mapping, Sequence
+import signal
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -163,9 +165,41 @@ def check_http_options(opts: HttpOptions) -> None:
                 "and traffic is not encrypted unless a TLS proxy fronts it", opts.host)
 
 
+async def run_until_signalled(work: Coroutine[Any, Any, None]) -> bool:
+    """Run work until it ends or SIGTERM/SIGHUP arrives; True when a signal stopped it.
+
+    The stdio transport reads stdin in a thread that cancellation cannot interrupt, so on a
+    signal the work is cancelled, given a moment, and then left: the caller cleans up (the
+    vault writes its queued audit rows) and ends the process.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    signalled = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, signalled.set)
+    waiter = asyncio.ensure_future(signalled.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()  # re-raise what ended the work
+            return False
+        log.info("stopping on a signal")
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+        return True
+    finally:
+        waiter.cancel()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+
+
 async def serve(transport: Transport = "stdio", *, home: Path | None = None, tool_names: str | None = None,
-                http: HttpOptions | None = None, environ: Mapping[str, str] | None = None) -> None:
-    """Run the server until the client disconnects (stdio) or the process is stopped (HTTP)."""
+                http: HttpOptions | None = None, environ: Mapping[str, str] | None = None) -> bool:
+    """Run the server until the client disconnects or the process is stopped.
+
+    Returns True when a signal stopped a stdio server: its stdin thread is still blocked, so
+    the caller should end the process at once (the vault is already closed).
+    """
     env = os.environ if environ is None else environ
     home = ensure_home(home if home is not None else default_home(env))
     settings = load_settings(home, env, tool_names=tool_names)
@@ -175,8 +209,7 @@ async def serve(transport: Transport = "stdio", *, home: Path | None = None, too
         if transport == "stdio":
             server = build_server(settings, provider)
             await provider.warm_up()
-            await server.run_stdio_async()
-            return
+            return await run_until_signalled(server.run_stdio_async())
         check_http_options(opts)
         if tokens.expected_digest(home, env) is None:
             raise ConfigError(
@@ -193,5 +226,6 @@ async def serve(transport: Transport = "stdio", *, home: Path | None = None, too
             await server.run_streamable_http_async(host=opts.host, port=opts.port, transport_security=security)
         else:
             await server.run_sse_async(host=opts.host, port=opts.port, transport_security=security)
+        return False  # uvicorn handled the signal and shut down cleanly
     finally:
         await provider.close()

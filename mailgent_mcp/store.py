@@ -126,7 +126,7 @@ def _busy_error() -> MailgentError:
 class Store:
     """A synchronous connection to vault.db; use it from one thread (Database's worker)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, reader: bool = False) -> None:
         self.path = path
         _create_private_file(path)
         try:
@@ -138,6 +138,11 @@ class Store:
         try:
             self._configure()
             self._migrate()
+            if reader:
+                # The loop thread's connection: it must never wait on a lock (a busy read falls
+                # back to the database thread) and never writes.
+                self._conn.execute("PRAGMA busy_timeout = 0")
+                self._conn.execute("PRAGMA query_only = ON")
         except BaseException:
             self._conn.close()
             raise
@@ -358,31 +363,50 @@ class Store:
 
 
 class Database:
-    """A Store behind one worker thread: `await db.run(fn, ...)` calls fn(store, ...) there."""
+    """vault.db behind one worker thread, plus a read-only connection for the event loop.
 
-    def __init__(self, store: Store, executor: ThreadPoolExecutor) -> None:
+    `await db.run(fn, ...)` calls fn(store, ...) on the worker thread: every write, and any
+    unit that may wait on another process's lock. `await db.read(fn, ...)` calls
+    fn(reader, ...) on the loop thread itself: a WAL read takes microseconds and waits on
+    no writer; in the rare case SQLite reports it busy, it is retried on the worker thread.
+    """
+
+    def __init__(self, store: Store, reader: Store, executor: ThreadPoolExecutor) -> None:
         self.store = store
+        self._reader = reader
         self._executor = executor
 
     @classmethod
     async def open(cls, path: Path) -> Database:
         """Open (creating and migrating if needed) vault.db at path."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailgent-db")
+        loop = asyncio.get_running_loop()
         try:
-            store = await asyncio.get_running_loop().run_in_executor(executor, Store, path)
+            store = await loop.run_in_executor(executor, Store, path)
+            reader = await loop.run_in_executor(executor, functools.partial(Store, path, reader=True))
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(store, executor)
+        return cls(store, reader, executor)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(store, *args) on the database thread and return its result."""
         call = functools.partial(fn, self.store, *args)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
-    async def close(self) -> None:
-        """Close the connection and stop the thread."""
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run the read-only fn(reader, *args) here, or on the database thread if SQLite is busy."""
         try:
+            return fn(self._reader, *args)
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+        return await self.run(fn, *args)
+
+    async def close(self) -> None:
+        """Close both connections and stop the thread."""
+        try:
+            self._reader.close()
             await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)
         finally:
             self._executor.shutdown(wait=True)

@@ -159,9 +159,9 @@ def register_vault_tools(server: MCPServer, provider: VaultProvider, settings: S
         return await guarded("vault_get", call)
 
     async def vault_totp(
-        name: Annotated[str | None, Field(description=(
+        name: Annotated[str, Field(description=(
             f"Entry name; omit to use the default entry ({ENV_DEFAULT_ENTRY} or default_entry in config.toml)"))]
-        = None,
+        = "",
         min_remaining: Annotated[int, Field(ge=0, le=119, description=(
             "If the current code has fewer than this many seconds left, wait for the next one and return it"))]
         = 0,

@@ -8,6 +8,7 @@ same transaction as its effect, so there is no change without its record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -65,6 +66,8 @@ FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}\Z")
 _FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 ACTOR_CLI = "cli"
+SEED_CACHE_SIZE = 256
+AUDIT_FLUSH_DELAY_S = 0.05
 ENTRIES_KEY_PURPOSE = "mailgent-mcp entries v1"
 AUDIT_KEY_PURPOSE = "mailgent-mcp audit v1"
 
@@ -211,6 +214,12 @@ class Vault:
         self.actor = actor
         self._clock = clock
         self._sleep = sleep
+        # Audit rows of reads, waiting for the database thread (see _queue_audit).
+        self._pending: list[tuple[str, str | None, str, str, float]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._flush_now = asyncio.Event()
+        # Opened seeds by (entry, sealed blob): a changed or deleted seed never matches again.
+        self._seeds: dict[tuple[str, bytes], otp.OtpSeed] = {}
 
     def __repr__(self) -> str:
         return f"Vault(home={str(self.home)!r})"
@@ -240,8 +249,12 @@ class Vault:
         return cls(db, home, dek, key_kind=choice.kind, actor=actor, clock=clock, sleep=sleep)
 
     async def close(self) -> None:
-        """Close the database."""
-        await self._db.close()
+        """Write any queued audit rows and close the database."""
+        try:
+            await self.flush_audit()
+        finally:
+            self._seeds.clear()
+            await self._db.close()
 
     async def __aenter__(self) -> Vault:
         return self
@@ -251,31 +264,82 @@ class Vault:
 
     # -- running operations -----------------------------------------------------------
 
-    async def _audited(self, op: str, entry: str | None, actor: str | None, body: Callable[[Store], T], *,
-                       durable: bool = False) -> T:
-        """Run body and its audit row in one transaction; a failure rolls back and is audited alone."""
+    async def _audited(self, op: str, entry: str | None, actor: str | None, body: Callable[[Store], T]) -> T:
+        """A change: body and its audit row commit together, synced to disk; a failure is audited alone."""
         who = actor or self.actor
+        earlier = self._take_pending()
 
         def unit(store: Store) -> T:
+            self._append_rows(store, earlier)  # reads queued before this change keep their place
             try:
-                with store.transaction(durable=durable):
+                with store.transaction(durable=True):
                     result = body(store)
                     self._chain.append(store, op, entry, who, "ok")
                 return result
             except MailgentError as exc:
-                self._audit_failure(store, op, entry, who, exc)
+                self._append_rows(store, [(op, _safe_label(entry), who, _outcome(exc), self._clock())])
                 raise
 
         return await self._db.run(unit)
 
-    def _audit_failure(self, store: Store, op: str, entry: str | None, actor: str, exc: MailgentError) -> None:
-        with store.transaction(durable=False):
-            self._chain.append(store, op, _safe_label(entry), actor, _outcome(exc))
+    async def _read(self, op: str, entry: str | None, actor: str | None, body: Callable[[Store], T]) -> T:
+        """A read: body runs on the read connection; its audit row is queued (see _queue_audit)."""
+        try:
+            result = await self._db.read(body)
+        except MailgentError as exc:
+            self._queue_audit(op, _safe_label(entry), actor, _outcome(exc))
+            raise
+        self._queue_audit(op, entry, actor, "ok")
+        return result
+
+    def _queue_audit(self, op: str, entry: str | None, actor: str | None, outcome: str) -> None:
+        """Record a read or a refused call, written by the database thread as soon as it is free.
+
+        Reads do not wait for their audit row: a write transaction per read would double the
+        cost of a code. The row keeps the time of the read; rows queued within 50 ms commit
+        in one transaction; a change first writes the rows queued before it; close() (and
+        audit_tail/audit_verify) writes them all. A process killed outright can lose the rows
+        of its last 50 ms of reads, never a change's row.
+        """
+        self._pending.append((op, entry, actor or self.actor, outcome, self._clock()))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_pending())
+
+    def _take_pending(self) -> list[tuple[str, str | None, str, str, float]]:
+        rows, self._pending = self._pending, []
+        return rows
+
+    def _append_rows(self, store: Store, rows: list[tuple[str, str | None, str, str, float]]) -> None:
+        if rows:
+            with store.transaction(durable=False):
+                for op, entry, actor, outcome, at in rows:
+                    self._chain.append(store, op, entry, actor, outcome, at)
+
+    async def _flush_pending(self) -> None:
+        # A short wait gathers the rows of a burst of reads into one transaction.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._flush_now.wait(), AUDIT_FLUSH_DELAY_S)
+        while self._pending:
+            rows = self._take_pending()
+            try:
+                await self._db.run(self._append_rows, rows)
+            except MailgentError as exc:
+                self._pending[:0] = rows  # kept for the next flush
+                log.error("could not write %d audit rows yet: %s", len(rows), exc)
+                return
+
+    async def flush_audit(self) -> None:
+        """Write every queued audit row now."""
+        if self._flusher is not None and not self._flusher.done():
+            self._flush_now.set()  # end its gathering wait
+            await self._flusher
+        self._flush_now.clear()
+        if self._pending:
+            await self._db.run(self._append_rows, self._take_pending())
 
     async def _refuse(self, op: str, entry: object, actor: str | None, exc: MailgentError) -> NoReturn:
         """Audit a call refused before it reached the database, then raise its error."""
-        label = _safe_label(entry if isinstance(entry, str) else None)
-        await self._db.run(self._audit_failure, op, label, actor or self.actor, exc)
+        self._queue_audit(op, _safe_label(entry if isinstance(entry, str) else None), actor, _outcome(exc))
         raise exc
 
     async def _checked_name(self, op: str, name: object, actor: str | None) -> str:
@@ -286,10 +350,12 @@ class Vault:
 
     async def audit_tail(self, limit: int = 20) -> list[AuditRecord]:
         """The newest audit rows, oldest first."""
+        await self.flush_audit()
         return await self._db.run(self._chain.tail, limit)
 
     async def audit_verify(self) -> AuditReport:
         """Walk the whole chain; any edited, inserted, reordered or removed row breaks it."""
+        await self.flush_audit()
         return await self._db.run(self._chain.verify)
 
     # -- sealing ------------------------------------------------------------------------
@@ -307,8 +373,15 @@ class Vault:
             ) from None
 
     def _open_seed(self, name: str, blob: bytes) -> otp.OtpSeed:
+        cached = self._seeds.get((name, blob))
+        if cached is not None:
+            return cached
         record = json.loads(self._open(name, SECRET_FIELD, blob))
-        return otp.OtpSeed(seed=bytes.fromhex(record["seed"]), params=otp.OtpParams.from_dict(record["params"]))
+        seed = otp.OtpSeed(seed=bytes.fromhex(record["seed"]), params=otp.OtpParams.from_dict(record["params"]))
+        if len(self._seeds) >= SEED_CACHE_SIZE:
+            self._seeds.clear()
+        self._seeds[(name, blob)] = seed
+        return seed
 
     def _seal_seed(self, name: str, seed: otp.OtpSeed) -> bytes:
         record = {"seed": seed.seed.hex(), "params": seed.params.to_dict()}
@@ -387,7 +460,7 @@ class Vault:
             saved = EntryRow(entry_id, clean_name, final_type, created, now, {})
             return EntryInfo.model_validate(self._info(saved, store.field_names(entry_id), shown))
 
-        info = await self._audited("put", clean_name, actor, body, durable=True)
+        info = await self._audited("put", clean_name, actor, body)
         log.info("stored entry %s", clean_name)
         return info
 
@@ -403,7 +476,7 @@ class Vault:
             seed = self._open_seed(clean_name, row.fields[SECRET_FIELD]) if SECRET_FIELD in row.fields else None
             return EntryView.model_validate({**self._info(row, sorted(row.fields), seed), "data": data})
 
-        return await self._audited("get", clean_name, actor, body)
+        return await self._read("get", clean_name, actor, body)
 
     async def list(self, prefix: str = "", *, actor: str | None = None) -> list[EntrySummary]:
         """Entries whose name starts with prefix (all by default), sorted by name."""
@@ -416,7 +489,7 @@ class Vault:
             rows = store.list_entries(prefix, SECRET_FIELD)
             return [EntrySummary(name=n, type=EntryType(t), has_totp=h, updated_at=iso(u)) for n, t, h, u in rows]
 
-        return await self._audited("list", prefix or None, actor, body)
+        return await self._read("list", prefix or None, actor, body)
 
     async def delete(self, name: str, *, actor: str | None = None) -> bool:
         """Remove an entry and all its fields; EntryNotFound when there is none."""
@@ -429,7 +502,7 @@ class Vault:
             store.delete_entry(row.id)
             return True
 
-        deleted = await self._audited("delete", clean_name, actor, body, durable=True)
+        deleted = await self._audited("delete", clean_name, actor, body)
         log.info("deleted entry %s", clean_name)
         return deleted
 
@@ -459,7 +532,7 @@ class Vault:
                 )
             return seed
 
-        seed = await self._audited("totp", clean_name, actor, body)
+        seed = await self._read("totp", clean_name, actor, body)
         start = at if at is not None else self._clock()
         code = otp.totp_at(seed, start)
         now = start
@@ -511,7 +584,7 @@ class Vault:
                 raise MailgentError("The vault key changed while rewrapping; run the command again.")
 
         try:
-            await self._audited("passwd", None, actor, body, durable=True)
+            await self._audited("passwd", None, actor, body)
         except BaseException:
             pending.unlink(missing_ok=True)
             raise

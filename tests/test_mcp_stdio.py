@@ -17,7 +17,7 @@ from mcp_types import CallToolResult
 from mailgent_mcp import otp
 from mailgent_mcp.vault import Vault
 
-from .conftest import SEED_RFC, clean_env
+from .conftest import SEED_RFC, clean_env, run_cli
 
 MODES = ["legacy", "auto"]
 
@@ -120,3 +120,40 @@ async def test_several_server_processes_share_one_folder(home: Path) -> None:
     now = time.time()
     valid = {otp.totp_at(engine, now - d).code for d in range(0, 120, 30)}
     assert all(code in valid for codes in results for code in codes)
+
+
+def test_sigterm_ends_the_server_cleanly_with_its_audit_rows(home: Path) -> None:
+    """A client that stops the server with SIGTERM still leaves the audit rows of its reads."""
+    import json
+    import signal
+    import subprocess
+
+    assert run_cli(home, "vault", "put", "svc", "--secret", stdin=SEED_RFC + "\n").returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "mailgent_mcp", "serve"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(home))
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def request(id_: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params}) + "\n")
+        proc.stdin.flush()
+        answer: dict[str, Any] = json.loads(proc.stdout.readline())
+        assert answer.get("id") == id_, answer
+        return answer
+
+    try:
+        request(1, "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                  "clientInfo": {"name": "raw-jsonrpc", "version": "1"}})
+        proc.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}) + "\n")
+        proc.stdin.flush()
+        for i in range(5):
+            answer = request(2 + i, "tools/call", {"name": "vault_totp", "arguments": {"name": "svc"}})
+            assert re.fullmatch(r"\d{6}", answer["result"]["structuredContent"]["code"])
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    tail = run_cli(home, "audit", "tail", "--json")
+    rows = [r for r in json.loads(tail.stdout) if r["actor"] == "mcp:raw-jsonrpc"]
+    assert [(r["op"], r["outcome"]) for r in rows] == [("totp", "ok")] * 5

@@ -205,3 +205,36 @@ async def test_schema_version_is_recorded(vault: Vault, home: Path) -> None:
 
     assert db_rows(home, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert db_rows(home, "PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_read_audit_rows_are_written_in_order_before_a_change(vault: Vault, home: Path) -> None:
+    """Reads queue their rows (see Vault._queue_audit); a change writes them first, in order."""
+    await vault.put("a", {"password": "p"})
+    await vault.get("a")
+    await vault.list()
+    await vault.put("b", {"password": "q"})
+    ops = [(str(op), str(entry)) for op, entry in db_rows(home, "SELECT op, entry FROM audit ORDER BY seq")]
+    assert ops == [("init", "None"), ("put", "a"), ("get", "a"), ("list", "None"), ("put", "b")]
+
+
+async def test_queued_read_rows_are_written_within_the_gathering_delay(vault: Vault, home: Path) -> None:
+    import asyncio
+
+    from mailgent_mcp.vault import AUDIT_FLUSH_DELAY_S
+
+    await vault.put("a", {"secret": SEED_RFC})
+    for _ in range(5):
+        await vault.totp("a")
+    await asyncio.sleep(AUDIT_FLUSH_DELAY_S * 4)  # the flusher's own wait, with room to write
+    assert db_rows(home, "SELECT COUNT(*) FROM audit WHERE op = 'totp'") == [(5,)]
+
+
+async def test_close_writes_queued_read_rows(home: Path) -> None:
+    v = await Vault.open(home, environ={})
+    await v.put("a", {"secret": SEED_RFC})
+    await v.totp("a")
+    with pytest.raises(EntryNotFound):
+        await v.get("missing")
+    await v.close()
+    assert db_rows(home, "SELECT op, entry, outcome FROM audit WHERE op != 'put' AND op != 'init'") == [
+        ("totp", "a", "ok"), ("get", "missing", "not_found")]
