@@ -413,12 +413,20 @@ class Database:
 
 
 def _create_private_file(path: Path) -> None:
-    """Create the database file with mode 0600 before SQLite does (WAL and SHM inherit it)."""
+    """Create a new database file with mode 0600 before SQLite does (WAL and SHM inherit it).
+
+    An existing file is not opened at all: closing any descriptor of a file drops every
+    POSIX lock this process holds on it, including those of its open SQLite connections
+    (the SQLite docs' "broken POSIX advisory locking"). Another process could then take
+    the database for unused and delete the WAL under this one's feet, losing commits.
+    """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-        os.close(fd)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
     except OSError as exc:
         raise ConfigError(f"Cannot create {str(path)!r} ({exc.strerror}); check the data folder.") from None
+    os.close(fd)
 
 
 def _statements(script: str) -> list[str]:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from mcp_types import CallToolResult
 
 from mailgent_mcp.vault import Vault
 
@@ -34,6 +35,21 @@ async def vault(home: Path) -> AsyncIterator[Vault]:
         yield v
     finally:
         await v.close()
+
+
+def ok(result: CallToolResult) -> dict[str, object]:
+    """The structured result of a tool call that must have succeeded."""
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+def error_text(result: CallToolResult) -> str:
+    """The text of a tool call that must have failed with an isError result."""
+    assert result.is_error, result.structured_content
+    text = getattr(result.content[0], "text", None)
+    assert isinstance(text, str)
+    return text
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:

@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 from mcp import Client, StdioServerParameters
-from mcp_types import CallToolResult
 
 from mailgent_mcp import otp
 from mailgent_mcp.vault import Vault
 
-from .conftest import SEED_RFC, clean_env, run_cli
+from .conftest import SEED_RFC, clean_env, error_text, ok, run_cli
 
 MODES = ["legacy", "auto"]
 
@@ -32,17 +31,6 @@ def server_params(home: Path, **env: str) -> StdioServerParameters:
 async def stdio_client(home: Path, mode: str, **env: str) -> AsyncIterator[Client]:
     async with Client(server_params(home, **env), mode=mode, read_timeout_seconds=60) as client:
         yield client
-
-
-def ok(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-def error_text(result: CallToolResult) -> str:
-    assert result.is_error, result.structured_content
-    return str(result.content[0].text)  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("mode", MODES)

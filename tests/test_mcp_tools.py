@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from mcp_types import CallToolResult
 
 from mailgent_mcp import otp
 from mailgent_mcp.config import Settings
@@ -18,7 +17,7 @@ from mailgent_mcp.server import MailgentServer, build_server
 from mailgent_mcp.tools import INTERNAL_ERROR, VaultProvider
 from mailgent_mcp.vault import Vault
 
-from .conftest import SEED_80, SEED_RFC
+from .conftest import SEED_80, SEED_RFC, error_text, ok
 
 URI = "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example"
 UNDERSCORE = ["vault_put", "vault_get", "vault_totp", "vault_list", "vault_delete"]
@@ -50,19 +49,6 @@ async def connected(home: Path, mode: str, environ: dict[str, str] | None = None
             yield c
     finally:
         await provider.close()
-
-
-def ok(result: CallToolResult) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return result.structured_content
-
-
-def error_text(result: CallToolResult) -> str:
-    assert result.is_error, result.structured_content
-    text = result.content[0].text  # type: ignore[union-attr]
-    assert isinstance(text, str)
-    return text
 
 
 async def test_tools_are_listed_with_schemas_titles_and_annotations(home: Path, mode: str) -> None:

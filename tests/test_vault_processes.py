@@ -355,3 +355,22 @@ async def test_wrong_key_beside_a_running_writer_writes_nothing(home: Path, spaw
             await assert_entry_intact(vault, name, CHECK_AT)
         report = await vault.audit_verify()
         assert report.ok, report.problem
+
+
+async def test_another_process_closing_never_deletes_the_wal_under_an_open_vault(home: Path) -> None:
+    """SQLite's POSIX-lock pitfall: if this process ever closes a stray descriptor of vault.db,
+    its connections' locks vanish, the next process to close takes itself for the last user,
+    and deletes the WAL that this one still writes to (commits then get lost)."""
+    async with await Vault.open(home, environ={}) as vault:
+        await vault.put("before", {"password": "p"})
+        for _ in range(2):  # another process opens, writes and closes: it must see it is not alone
+            done = subprocess.run(
+                [sys.executable, "-m", "mailgent_mcp", "vault", "put", "other", "--notes", "n"],
+                capture_output=True, text=True, env=worker_env(home), timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
+            assert (home / "vault.db-wal").exists(), "a closing process deleted the WAL of an open vault"
+        await vault.put("after", {"password": "q"})
+        assert {e.name for e in await vault.list()} == {"before", "other", "after"}
+    async with await Vault.open(home, environ={}) as reopened:
+        assert (await reopened.get("after")).data == {"password": "q"}
