@@ -1,0 +1,201 @@
+"""Mail parsing for the inbox cache: mail-parser behind size caps and a time limit.
+
+`mailparser` is used here and nowhere else. A message is untrusted input: mail-parser
+and the stdlib email package it builds on have quadratic and recursive paths (a subject
+of 60k encoded-words takes over 20 s; 2,000 nested parts raise a recursion error). So a
+message larger than the size cap is kept as headers plus a marker, an oversized header
+block is cut at a line boundary before parsing, and `Parser` runs each parse in a worker
+process that is replaced when a parse overruns its time limit. Whatever happens, a
+message yields a ParsedMessage: the inbox never stops on one mail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import email.header
+import email.parser
+import email.policy
+import email.utils
+import logging
+import multiprocessing
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 25 * 1024 * 1024  # larger ones are cached as headers plus a marker
+MAX_HEADER_BYTES = 128 * 1024  # the header block is cut (at a line) beyond this before parsing
+PARSE_TIME_LIMIT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """An attachment's name, type and decoded size; never its content."""
+
+    name: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    """What the cache keeps of one message."""
+
+    raw_size: int
+    message_id: str | None = None
+    from_addr: str | None = None
+    from_name: str | None = None
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    subject: str = ""
+    date: float | None = None  # unix time from the Date header, when it parses
+    text: str = ""
+    html: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    auth_results: tuple[str, ...] = ()  # Authentication-Results headers, for sender trust
+    problem: str | None = None  # why only headers (or nothing) could be kept
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+def _addresses(pairs: Any) -> list[tuple[str, str]]:
+    out = []
+    for pair in pairs or []:
+        if isinstance(pair, (tuple, list)) and len(pair) == 2:
+            out.append((str(pair[0] or ""), str(pair[1] or "").strip().lower()))
+    return out
+
+
+def _header_block(raw: bytes) -> tuple[bytes, bytes]:
+    """Split raw into (headers, rest) at the first empty line."""
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        at = raw.find(sep)
+        if at >= 0:
+            return raw[: at + len(sep)], raw[at + len(sep):]
+    return raw, b""
+
+
+def _cap_headers(raw: bytes) -> tuple[bytes, bool]:
+    """Cut an oversized header block at a line boundary; True when something was cut."""
+    head, rest = _header_block(raw)
+    if len(head) <= MAX_HEADER_BYTES:
+        return raw, False
+    cut = head.rfind(b"\n", 0, MAX_HEADER_BYTES)
+    return head[: cut + 1] + b"\r\n" + rest, True
+
+
+def headers_only(raw: bytes, problem: str, raw_size: int | None = None) -> ParsedMessage:
+    """A cheap header-only record (stdlib, capped input) with a marker saying why."""
+    head, _ = _header_block(raw[: MAX_HEADER_BYTES])
+    try:
+        msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+
+        def get(key: str) -> str:
+            return str(msg.get(key, "") or "")
+
+        from_name, from_addr = email.utils.parseaddr(get("From"))
+        to = tuple(a.lower() for _, a in email.utils.getaddresses([get("To")]) if a)
+        date = email.utils.parsedate_to_datetime(get("Date")).timestamp() if get("Date") else None
+        subject = str(email.header.make_header(email.header.decode_header(get("Subject")[:2000])))
+        message_id = get("Message-ID").strip() or None
+    except Exception:  # noqa: BLE001 - hostile headers: keep the marker and the size
+        return ParsedMessage(raw_size=raw_size if raw_size is not None else len(raw), problem=problem)
+    return ParsedMessage(raw_size=raw_size if raw_size is not None else len(raw), message_id=message_id,
+                         from_addr=from_addr.lower() or None, from_name=from_name or None, to=to,
+                         subject=subject, date=date, problem=problem)
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    """Parse one message in this process (no time limit: see Parser for that)."""
+    import mailparser
+
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return headers_only(raw, f"message of {len(raw)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")
+    capped, cut = _cap_headers(raw)
+    try:
+        mail = mailparser.parse_from_bytes(capped)
+    except Exception as exc:  # noqa: BLE001 - any parser failure degrades to headers only
+        return headers_only(raw, f"unparseable ({type(exc).__name__})")
+    from_pairs = _addresses(mail.from_)
+    date = mail.date.timestamp() if getattr(mail, "date", None) is not None else None
+    attachments = tuple(
+        Attachment(name=str(a.get("filename") or "unnamed"), content_type=str(a.get("mail_content_type") or ""),
+                   size=_decoded_size(a))
+        for a in (mail.attachments or [])
+    )
+    headers = {str(k): str(v)[:4000] for k, v in (mail.headers or {}).items()}
+    auth = mail.message.get_all("Authentication-Results") or []
+    return ParsedMessage(
+        raw_size=len(raw),
+        message_id=(str(mail.message_id).strip() or None) if mail.message_id else None,
+        from_addr=from_pairs[0][1] or None if from_pairs else None,
+        from_name=from_pairs[0][0] or None if from_pairs else None,
+        to=tuple(a for _, a in _addresses(mail.to) if a),
+        cc=tuple(a for _, a in _addresses(mail.cc) if a),
+        subject=str(mail.subject or ""),
+        date=date,
+        text="\n".join(mail.text_plain or []),
+        html="\n".join(mail.text_html or []),
+        attachments=attachments,
+        auth_results=tuple(str(a) for a in auth),
+        problem="header block over the size limit; cut before parsing" if cut else None,
+        headers=headers,
+    )
+
+
+def _decoded_size(attachment: dict[str, Any]) -> int:
+    payload = attachment.get("payload") or ""
+    if attachment.get("binary") and attachment.get("content_transfer_encoding") == "base64":
+        return len(payload) * 3 // 4
+    return len(payload)
+
+
+class Parser:
+    """Parses in worker processes, each parse bounded by a time limit.
+
+    An overrunning parse cannot be interrupted inside a process, so the whole pool is
+    replaced and that message kept as headers only with a marker.
+    """
+
+    def __init__(self, workers: int = 2, time_limit: float = PARSE_TIME_LIMIT_S) -> None:
+        self._workers = workers
+        self._time_limit = time_limit
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn: a fresh interpreter, not a fork of one running an event loop and threads.
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    async def parse(self, raw: bytes) -> ParsedMessage:
+        """Parse raw; never raises for bad mail, never takes much longer than the time limit."""
+        if len(raw) > MAX_MESSAGE_BYTES:
+            return headers_only(raw, f"message of {len(raw)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor(), parse_message, raw)
+        try:
+            return await asyncio.wait_for(future, self._time_limit)
+        except TimeoutError:
+            log.warning("a message took over %.0f s to parse; kept as headers only", self._time_limit)
+            self._kill_pool()
+            return headers_only(raw, f"parsing took over {self._time_limit:g} s")
+        except concurrent.futures.process.BrokenProcessPool:
+            self._kill_pool()
+            return headers_only(raw, "the parser process died on this message")
+
+    def _kill_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
