@@ -75,6 +75,66 @@ MIGRATIONS: Sequence[str] = (
         mac  BLOB NOT NULL
     );
     """,
+    # v2: the message cache, its full-text index, per-mailbox sync state.
+    """
+    CREATE TABLE messages (
+        id           INTEGER PRIMARY KEY,
+        account      TEXT NOT NULL,
+        mailbox      TEXT NOT NULL,
+        uidvalidity  INTEGER NOT NULL,
+        uid          INTEGER NOT NULL,
+        message_id   TEXT,
+        from_addr    TEXT,
+        from_name    TEXT,
+        to_addrs     TEXT NOT NULL,
+        cc_addrs     TEXT NOT NULL,
+        subject      TEXT NOT NULL,
+        sent_at      REAL,
+        received_at  REAL NOT NULL,
+        text_body    TEXT NOT NULL,
+        html_body    TEXT NOT NULL,
+        attachments  TEXT NOT NULL,
+        auth_results TEXT NOT NULL,
+        raw_size     INTEGER NOT NULL,
+        problem      TEXT,
+        seen         INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (account, mailbox, uidvalidity, uid)
+    );
+    CREATE INDEX messages_by_time ON messages (received_at DESC);
+    CREATE INDEX messages_by_account ON messages (account, received_at DESC);
+    CREATE INDEX messages_by_sender ON messages (from_addr, received_at DESC);
+    CREATE TABLE message_recipients (
+        message INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        addr    TEXT NOT NULL,
+        PRIMARY KEY (addr, message)
+    ) WITHOUT ROWID;
+    CREATE INDEX message_recipients_by_message ON message_recipients (message);
+    CREATE TABLE message_labels (
+        message INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        label   TEXT NOT NULL,
+        PRIMARY KEY (label, message)
+    ) WITHOUT ROWID;
+    CREATE INDEX message_labels_by_message ON message_labels (message);
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        subject, from_addr, text_body, content='messages', content_rowid='id'
+    );
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, subject, from_addr, text_body)
+        VALUES (new.id, new.subject, coalesce(new.from_addr, ''), new.text_body);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, subject, from_addr, text_body)
+        VALUES ('delete', old.id, old.subject, coalesce(old.from_addr, ''), old.text_body);
+    END;
+    CREATE TABLE mailbox_state (
+        account     TEXT NOT NULL,
+        mailbox     TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        last_uid    INTEGER NOT NULL,
+        synced_at   REAL,
+        PRIMARY KEY (account, mailbox)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -98,6 +158,29 @@ class EntryRow:
     created_at: float
     updated_at: float
     fields: dict[str, bytes]
+
+
+MESSAGE_COLUMNS = (
+    "account", "mailbox", "uidvalidity", "uid", "message_id", "from_addr", "from_name", "to_addrs", "cc_addrs",
+    "subject", "sent_at", "received_at", "text_body", "html_body", "attachments", "auth_results", "raw_size",
+    "problem", "seen",
+)
+
+
+@dataclass(frozen=True)
+class MessageQuery:
+    """Filters for cached messages; None means no filter on that field."""
+
+    account: str | None = None
+    sender: str | None = None  # an address, or a domain (matching its subdomains too)
+    to: str | None = None
+    subject: str | None = None  # a substring, any case
+    text: str | None = None  # full-text words (FTS5), all of them
+    since: float | None = None  # received at or after
+    seen: bool | None = None
+    label: str | None = None
+    after_id: int | None = None
+    limit: int = 10
 
 
 @dataclass(frozen=True)
@@ -356,6 +439,114 @@ class Store:
                 for r in self._conn.execute(sql, params).fetchall()]
         return rows[::-1] if newest else rows
 
+    # -- message cache ------------------------------------------------------------------
+
+    def insert_message(self, row: dict[str, Any], recipients: Sequence[str]) -> int | None:
+        """Cache one message; None when (account, mailbox, uidvalidity, uid) is already there."""
+        cur = self._conn.execute(
+            f"INSERT OR IGNORE INTO messages ({', '.join(MESSAGE_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in MESSAGE_COLUMNS)})",
+            [row[c] for c in MESSAGE_COLUMNS],
+        )
+        if cur.rowcount != 1:
+            return None
+        message = cur.lastrowid
+        assert message is not None
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO message_recipients (message, addr) VALUES (?, ?)",
+            [(message, addr) for addr in dict.fromkeys(recipients)],
+        )
+        return message
+
+    def next_uid(self, account: str, mailbox: str, uidvalidity: int) -> int:
+        """The next free uid in a local mailbox (inside the inserting transaction)."""
+        row = self._conn.execute(
+            "SELECT coalesce(max(uid), 0) + 1 FROM messages WHERE account = ? AND mailbox = ? AND uidvalidity = ?",
+            (account, mailbox, uidvalidity),
+        ).fetchall()
+        return int(row[0][0])
+
+    def query_messages(self, query: MessageQuery) -> list[dict[str, Any]]:
+        """Cached messages matching query, newest first."""
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
+        if query.account is not None:
+            where.append("m.account = ?")
+            params.append(query.account)
+        if query.sender is not None:
+            if "@" in query.sender:
+                where.append("m.from_addr = ?")
+                params.append(query.sender.lower())
+            else:  # a domain: the domain itself or any subdomain of it
+                domain = query.sender.lower().lstrip("@")
+                where.append("(m.from_addr LIKE ? ESCAPE '\\' OR m.from_addr LIKE ? ESCAPE '\\')")
+                params += ["%@" + _like_escape(domain), "%." + _like_escape(domain)]
+        if query.to is not None:
+            where.append("EXISTS (SELECT 1 FROM message_recipients r WHERE r.message = m.id AND r.addr = ?)")
+            params.append(query.to.lower())
+        if query.subject is not None:
+            where.append("instr(lower(m.subject), ?) > 0")
+            params.append(query.subject.lower())
+        if query.text is not None:
+            where.append("m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)")
+            params.append(_fts_phrase(query.text))
+        if query.since is not None:
+            where.append("m.received_at >= ?")
+            params.append(query.since)
+        if query.seen is not None:
+            where.append("m.seen = ?")
+            params.append(1 if query.seen else 0)
+        if query.label is not None:
+            where.append("EXISTS (SELECT 1 FROM message_labels l WHERE l.message = m.id AND l.label = ?)")
+            params.append(query.label)
+        if query.after_id is not None:
+            where.append("m.id > ?")
+            params.append(query.after_id)
+        sql = (f"SELECT {', '.join('m.' + c for c in ('id', *MESSAGE_COLUMNS))} FROM messages m "
+               f"WHERE {' AND '.join(where)} ORDER BY m.received_at DESC, m.id DESC LIMIT ?")
+        params.append(query.limit)
+        cur = self._conn.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        for row in rows:
+            row["labels"] = [r[0] for r in self._conn.execute(
+                "SELECT label FROM message_labels WHERE message = ? ORDER BY label", (row["id"],)).fetchall()]
+        return rows
+
+    def set_seen(self, ids: Sequence[int], seen: bool) -> int:
+        """Mark messages read or unread; the number changed."""
+        cur = self._conn.executemany("UPDATE messages SET seen = ? WHERE id = ? AND seen != ?",
+                                     [(1 if seen else 0, i, 1 if seen else 0) for i in ids])
+        return cur.rowcount
+
+    def set_label(self, ids: Sequence[int], label: str, present: bool) -> None:
+        """Add or remove a local label."""
+        if present:
+            self._conn.executemany("INSERT OR IGNORE INTO message_labels (message, label) VALUES (?, ?)",
+                                   [(i, label) for i in ids])
+        else:
+            self._conn.executemany("DELETE FROM message_labels WHERE message = ? AND label = ?",
+                                   [(i, label) for i in ids])
+
+    def purge_messages(self, before: float) -> int:
+        """Delete messages received before a time; the number deleted."""
+        return self._conn.execute("DELETE FROM messages WHERE received_at < ?", (before,)).rowcount
+
+    def mailbox_state(self, account: str, mailbox: str) -> tuple[int, int] | None:
+        """(uidvalidity, last uid) recorded for a mailbox."""
+        rows = self._conn.execute("SELECT uidvalidity, last_uid FROM mailbox_state WHERE account = ? AND mailbox = ?",
+                                  (account, mailbox)).fetchall()
+        return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def set_mailbox_state(self, account: str, mailbox: str, uidvalidity: int, last_uid: int, now: float) -> None:
+        """Record how far a mailbox is synced."""
+        self._conn.execute(
+            "INSERT INTO mailbox_state (account, mailbox, uidvalidity, last_uid, synced_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (account, mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, "
+            "last_uid = excluded.last_uid, synced_at = excluded.synced_at",
+            (account, mailbox, uidvalidity, last_uid, now),
+        )
+
     def integrity_check(self) -> str:
         """SQLite's own PRAGMA integrity_check verdict ("ok" when sound)."""
         row = self._conn.execute("PRAGMA integrity_check").fetchone()
@@ -430,7 +621,25 @@ def _create_private_file(path: Path) -> None:
 
 
 def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """Split a migration into statements; a trigger's body holds ';' inside BEGIN ... END."""
+    statements, buffer = [], ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n;"):
+                statements.append(buffer.strip())
+            buffer = ""
+    return statements
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _fts_phrase(text: str) -> str:
+    """Free text as an FTS5 query of quoted terms (all must match): no query syntax gets through."""
+    terms = [t.replace('"', '""') for t in text.split() if t.strip()]
+    return " ".join(f'"{t}"' for t in terms) or '""'
 
 
 def _write_error() -> MailgentError:

@@ -1,0 +1,199 @@
+"""The message cache: each message once, parsed, indexed, searchable, and purgeable.
+
+Sources (the embedded SMTP inbox now; IMAP accounts) add parsed messages; readers query
+them newest first by account, sender, recipient, subject, label, full text and time.
+Cached bodies hold one-time codes and magic links: they live in vault.db inside the 0700
+data folder, and `purge` removes old ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mailgent_mcp.config import VAULT_DB, ensure_home
+from mailgent_mcp.errors import InvalidInput
+from mailgent_mcp.parse import ParsedMessage
+from mailgent_mcp.store import Database, MessageQuery, Store
+
+LOCAL_ACCOUNT = "local"  # the embedded SMTP inbox
+LOCAL_MAILBOX = "INBOX"
+LOCAL_UIDVALIDITY = 1
+MAX_LIMIT = 100
+MAX_LABEL_CHARS = 64
+
+
+@dataclass(frozen=True)
+class CachedMessage:
+    """A cached message as readers see it."""
+
+    id: int
+    account: str
+    mailbox: str
+    message_id: str | None
+    from_addr: str | None
+    from_name: str | None
+    to: list[str]
+    cc: list[str]
+    subject: str
+    sent_at: float | None
+    received_at: float
+    text: str
+    html: str
+    attachments: list[dict[str, object]]
+    auth_results: list[str]
+    raw_size: int
+    problem: str | None
+    seen: bool
+    labels: list[str]
+
+    @classmethod
+    def from_row(cls, row: dict[str, object]) -> CachedMessage:
+        """From a store row."""
+        return cls(
+            id=int(str(row["id"])), account=str(row["account"]), mailbox=str(row["mailbox"]),
+            message_id=_opt(row["message_id"]), from_addr=_opt(row["from_addr"]), from_name=_opt(row["from_name"]),
+            to=json.loads(str(row["to_addrs"])), cc=json.loads(str(row["cc_addrs"])), subject=str(row["subject"]),
+            sent_at=float(str(row["sent_at"])) if row["sent_at"] is not None else None,
+            received_at=float(str(row["received_at"])), text=str(row["text_body"]), html=str(row["html_body"]),
+            attachments=json.loads(str(row["attachments"])), auth_results=json.loads(str(row["auth_results"])),
+            raw_size=int(str(row["raw_size"])), problem=_opt(row["problem"]), seen=bool(row["seen"]),
+            labels=list(row["labels"]) if isinstance(row["labels"], list) else [],
+        )
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _row(account: str, mailbox: str, uidvalidity: int, uid: int, parsed: ParsedMessage, received_at: float,
+         seen: bool) -> dict[str, object]:
+    return {
+        "account": account, "mailbox": mailbox, "uidvalidity": uidvalidity, "uid": uid,
+        "message_id": parsed.message_id, "from_addr": parsed.from_addr, "from_name": parsed.from_name,
+        "to_addrs": json.dumps(list(parsed.to)), "cc_addrs": json.dumps(list(parsed.cc)),
+        "subject": parsed.subject, "sent_at": parsed.date, "received_at": received_at,
+        "text_body": parsed.text, "html_body": parsed.html,
+        "attachments": json.dumps([asdict(a) for a in parsed.attachments]),
+        "auth_results": json.dumps(list(parsed.auth_results)), "raw_size": parsed.raw_size,
+        "problem": parsed.problem, "seen": 1 if seen else 0,
+    }
+
+
+class Inbox:
+    """The cache in one data folder. Open with `await Inbox.open(home)`; close when done."""
+
+    def __init__(self, db: Database, clock: Callable[[], float]) -> None:
+        self._db = db
+        self._clock = clock
+        self._arrived = asyncio.Condition()
+
+    @classmethod
+    async def open(cls, home: Path, *, clock: Callable[[], float] = time.time) -> Inbox:
+        """Open the cache in the data folder home (sharing vault.db with the vault)."""
+        return cls(await Database.open(ensure_home(home) / VAULT_DB), clock)
+
+    async def close(self) -> None:
+        """Close the database."""
+        await self._db.close()
+
+    async def __aenter__(self) -> Inbox:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def add(self, account: str, mailbox: str, uidvalidity: int, uid: int, parsed: ParsedMessage, *,
+                  recipients: Sequence[str] = (), seen: bool = False) -> int | None:
+        """Cache a message under its IMAP identity; None when it is cached already."""
+        row = _row(account, mailbox, uidvalidity, uid, parsed, self._clock(), seen)
+        addrs = [*parsed.to, *parsed.cc, *(r.lower() for r in recipients)]
+
+        def unit(store: Store) -> int | None:
+            with store.transaction(durable=False):
+                return store.insert_message(row, addrs)
+
+        message = await self._db.run(unit)
+        if message is not None:
+            await self._notify()
+        return message
+
+    async def add_local(self, parsed: ParsedMessage, recipients: Sequence[str]) -> int:
+        """Cache a message received by the embedded SMTP inbox; its uid is the next free one."""
+        addrs = [*parsed.to, *parsed.cc, *(r.lower() for r in recipients)]
+        now = self._clock()
+
+        def unit(store: Store) -> int:
+            with store.transaction(durable=False):
+                uid = store.next_uid(LOCAL_ACCOUNT, LOCAL_MAILBOX, LOCAL_UIDVALIDITY)
+                row = _row(LOCAL_ACCOUNT, LOCAL_MAILBOX, LOCAL_UIDVALIDITY, uid, parsed, now, False)
+                message = store.insert_message(row, addrs)
+                assert message is not None  # a fresh uid under the write lock
+                return message
+
+        message = await self._db.run(unit)
+        await self._notify()
+        return message
+
+    async def _notify(self) -> None:
+        async with self._arrived:
+            self._arrived.notify_all()
+
+    async def wait_for_mail(self, timeout: float) -> bool:
+        """Wait until a message arrives in this process (True) or the timeout passes (False)."""
+        async with self._arrived:
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout)
+            except TimeoutError:
+                return False
+            return True
+
+    async def read(self, query: MessageQuery) -> list[CachedMessage]:
+        """Cached messages matching query, newest first (at most 100)."""
+        if not 1 <= query.limit <= MAX_LIMIT:
+            raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT}.")
+        rows = await self._db.read(Store.query_messages, query)
+        return [CachedMessage.from_row(r) for r in rows]
+
+    async def mark(self, ids: Sequence[int], *, seen: bool | None = None, label: str | None = None,
+                   present: bool = True) -> None:
+        """Mark messages read/unread, or add/remove a local label."""
+        if label is not None and (not label or len(label) > MAX_LABEL_CHARS or not label.isprintable()):
+            raise InvalidInput(f"A label is 1-{MAX_LABEL_CHARS} printable characters.")
+
+        def unit(store: Store) -> None:
+            with store.transaction(durable=False):
+                if seen is not None:
+                    store.set_seen(ids, seen)
+                if label is not None:
+                    store.set_label(ids, label, present)
+
+        await self._db.run(unit)
+
+    async def purge(self, older_than: float) -> int:
+        """Delete messages received more than older_than seconds ago; the number deleted."""
+        if older_than < 0:
+            raise InvalidInput("The age to purge must be zero or more.")
+        before = self._clock() - older_than
+
+        def unit(store: Store) -> int:
+            with store.transaction(durable=True):
+                return store.purge_messages(before)
+
+        return await self._db.run(unit)
+
+
+def parse_age(text: str) -> float:
+    """'7d', '12h', '30m', '45s' or plain seconds, as seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    value = text.strip().lower()
+    try:
+        if value and value[-1] in units:
+            return float(value[:-1]) * units[value[-1]]
+        return float(value)
+    except ValueError:
+        raise InvalidInput(f"{text[:20]!r} is not an age; use e.g. 7d, 12h, 30m or 45s.") from None

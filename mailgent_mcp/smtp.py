@@ -1,0 +1,106 @@
+"""The embedded SMTP inbox: an aiosmtpd receiver on loopback that caches every message.
+
+The zero-setup inbox for sign-up flows against local or staging services: point their
+SMTP settings at 127.0.0.1:2525 and every mail, for any address, lands in the cache as
+account "local". It is a sink, not a relay: nothing is forwarded. `aiosmtpd` is used here
+and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailgent_mcp.errors import ConfigError
+from mailgent_mcp.inbox import Inbox
+from mailgent_mcp.parse import MAX_MESSAGE_BYTES, Parser
+
+log = logging.getLogger(__name__)
+
+ENV_SMTP_LISTEN = "MAILGENT_SMTP_LISTEN"
+DEFAULT_LISTEN = "127.0.0.1:2525"
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where the SMTP inbox listens."""
+
+    host: str
+    port: int
+
+
+def parse_listen(text: str) -> Listen:
+    """'127.0.0.1:2525' (or '[::1]:2525', or a bare port) as a loopback Listen."""
+    value = text.strip()
+    host, _, port_text = value.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"{ENV_SMTP_LISTEN} must be HOST:PORT, e.g. {DEFAULT_LISTEN}.") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"The SMTP inbox port must be 0-65535, not {port}.")
+    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+        raise ConfigError(
+            f"The SMTP inbox accepts mail for any address and listens on loopback only; {host} is not loopback."
+        )
+    return Listen(host, port)
+
+
+class CacheHandler:
+    """aiosmtpd handler: parse each message (time-limited) and cache it."""
+
+    def __init__(self, inbox: Inbox, parser: Parser) -> None:
+        self._inbox = inbox
+        self._parser = parser
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's name
+        """Cache the message; a parse problem is kept as a marker, never a refusal."""
+        raw = envelope.original_content or envelope.content or b""
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        parsed = await self._parser.parse(raw)
+        recipients = [str(r) for r in envelope.rcpt_tos]
+        message = await self._inbox.add_local(parsed, recipients)
+        log.info("SMTP inbox cached message %d for %d recipient(s)", message, len(recipients))
+        return "250 Message accepted for delivery"
+
+
+class SmtpInbox:
+    """The running receiver. `await SmtpInbox.start(inbox, listen)`; `await close()`."""
+
+    def __init__(self, server: asyncio.AbstractServer, parser: Parser, listen: Listen) -> None:
+        self._server = server
+        self._parser = parser
+        self.listen = listen
+
+    @classmethod
+    async def start(cls, inbox: Inbox, listen: Listen, *, parser: Parser | None = None) -> SmtpInbox:
+        """Listen on listen.host:listen.port (0: any free port) and cache what arrives."""
+        parser = parser or Parser()
+        await parser.parse(b"Subject: warm-up\r\n\r\n")  # start a worker now, not on the first mail
+        handler = CacheHandler(inbox, parser)
+        loop = asyncio.get_running_loop()
+        try:
+            server = await loop.create_server(
+                lambda: SMTP(handler, data_size_limit=MAX_MESSAGE_BYTES, hostname="mailgent-mcp",
+                             ident="mailgent-mcp SMTP inbox"),
+                listen.host, listen.port)
+        except OSError as exc:
+            parser.close()
+            raise ConfigError(
+                f"The SMTP inbox cannot listen on {listen.host}:{listen.port} ({exc.strerror}); "
+                f"choose another port with {ENV_SMTP_LISTEN}."
+            ) from None
+        port = server.sockets[0].getsockname()[1]
+        log.warning("SMTP inbox listening on %s:%d", listen.host, port)
+        return cls(server, parser, Listen(listen.host, port))
+
+    async def close(self) -> None:
+        """Stop listening and stop the parser workers."""
+        self._server.close()
+        await self._server.wait_closed()
+        self._parser.close()
