@@ -108,13 +108,20 @@ class Inbox:
         await self.close()
 
     async def add(self, account: str, mailbox: str, uidvalidity: int, uid: int, parsed: ParsedMessage, *,
-                  recipients: Sequence[str] = (), seen: bool = False) -> int | None:
-        """Cache a message under its IMAP identity; None when it is cached already."""
+                  recipients: Sequence[str] = (), seen: bool = False, rebind: bool = False) -> int | None:
+        """Cache a message under its IMAP identity; None when it is cached already.
+
+        rebind=True: a message with the same Message-ID cached under an older UIDVALIDITY of
+        this mailbox takes the new identity instead of being cached twice.
+        """
         row = _row(account, mailbox, uidvalidity, uid, parsed, self._clock(), seen)
         addrs = [*parsed.to, *parsed.cc, *(r.lower() for r in recipients)]
 
         def unit(store: Store) -> int | None:
             with store.transaction(durable=False):
+                if rebind and parsed.message_id and store.rebind_message(
+                        account, mailbox, parsed.message_id, uidvalidity, uid):
+                    return None
                 return store.insert_message(row, addrs)
 
         message = await self._db.run(unit)
@@ -138,6 +145,20 @@ class Inbox:
         message = await self._db.run(unit)
         await self._notify()
         return message
+
+    async def mailbox_state(self, account: str, mailbox: str) -> tuple[int, int] | None:
+        """(UIDVALIDITY, last UID) synced for a mailbox, or None before its first sync."""
+        return await self._db.run(Store.mailbox_state, account, mailbox)
+
+    async def set_mailbox_state(self, account: str, mailbox: str, uidvalidity: int, last_uid: int) -> None:
+        """Record sync progress (after the messages up to last_uid are cached)."""
+        now = self._clock()
+
+        def unit(store: Store) -> None:
+            with store.transaction(durable=False):
+                store.set_mailbox_state(account, mailbox, uidvalidity, last_uid, now)
+
+        await self._db.run(unit)
 
     async def _notify(self) -> None:
         async with self._arrived:

@@ -458,6 +458,15 @@ class Store:
         )
         return message
 
+    def rebind_message(self, account: str, mailbox: str, message_id: str, uidvalidity: int, uid: int) -> bool:
+        """Move a message cached under an older UIDVALIDITY to its new identity; True if one was."""
+        cur = self._conn.execute(
+            "UPDATE messages SET uidvalidity = ?, uid = ? WHERE id = (SELECT id FROM messages "
+            "WHERE account = ? AND mailbox = ? AND message_id = ? AND uidvalidity != ? LIMIT 1)",
+            (uidvalidity, uid, account, mailbox, message_id, uidvalidity),
+        )
+        return cur.rowcount == 1
+
     def next_uid(self, account: str, mailbox: str, uidvalidity: int) -> int:
         """The next free uid in a local mailbox (inside the inserting transaction)."""
         row = self._conn.execute(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates .venv with mailgent-mcp installed (editable). With --test, also the test tools
-# and the Debian packages the tests run against (oathtool).
+# Creates .venv with mailgent-mcp installed (editable). With --test, also the test tools,
+# the Debian packages the tests run against (oathtool, Dovecot's IMAP and LMTP servers,
+# Node.js) and the MCP Inspector CLI from npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,8 @@ if [ "${1:-}" = "--test" ]; then
   missing=()
   command -v oathtool >/dev/null 2>&1 || missing+=(oathtool)
   command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+  [ -x /usr/lib/dovecot/imap ] || missing+=(dovecot-imapd)
+  [ -x /usr/lib/dovecot/lmtp ] || missing+=(dovecot-lmtpd)
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing Debian packages: ${missing[*]}" >&2
     sudo=""

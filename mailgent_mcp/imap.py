@@ -1,0 +1,304 @@
+"""IMAP sync into the message cache: first sync, IDLE push (RFC 2177), reconnect with backoff.
+
+`imapclient` is used here and nowhere else, and only off the event loop: each blocking
+call runs in a worker thread. Progress is the (UIDVALIDITY, last UID) per mailbox,
+recorded after each stored batch, so a crash or reconnect fetches again at most one
+batch, which the cache's (account, mailbox, uidvalidity, uid) key refuses to store
+twice. A UIDVALIDITY change rebinds cached messages by Message-ID instead of caching
+them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import imapclient
+import imapclient.exceptions
+
+from mailgent_mcp.errors import ConfigError, MailgentError
+from mailgent_mcp.inbox import Inbox
+from mailgent_mcp.parse import MAX_MESSAGE_BYTES, Parser, headers_only
+
+log = logging.getLogger(__name__)
+
+Security = Literal["tls", "starttls", "plain"]
+FETCH_BATCH = 50
+
+
+class ImapLoginFailed(MailgentError):
+    """The server refused the username or password."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class ImapAccount:
+    """One configured mailbox source; the password lives in the vault, not here."""
+
+    name: str
+    host: str
+    port: int
+    username: str
+    security: Security = "tls"
+    mailboxes: tuple[str, ...] = ("INBOX",)
+    ca_file: str | None = None
+    insecure_skip_verify: bool = False
+    first_sync_count: int = 200  # the newest messages taken on a first sync
+
+
+@dataclass
+class SyncStatus:
+    """What `inbox status` shows for an account."""
+
+    connected: bool = False
+    idling: bool = False
+    last_sync: float | None = None
+    last_error: str | None = None
+    errors: int = 0
+    messages_added: int = 0
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How often the sync checks a quiet connection; tests shorten these."""
+
+    socket_timeout: float = 30.0
+    keepalive: float = 60.0  # IDLE is interrupted for a NOOP this often, to find a silently dead link
+    idle_renew: float = 9 * 60.0  # RFC 2177: re-issue IDLE well inside 29 minutes
+    poll_interval: float = 30.0  # without IDLE
+    backoff_first: float = 1.0
+    backoff_max: float = 60.0
+    login_retry: float = 300.0  # a refused password is not retried in a tight loop
+
+
+def ssl_context(account: ImapAccount) -> ssl.SSLContext:
+    """Verify against the system CAs, or the account's CA file; no verification only if asked."""
+    if account.insecure_skip_verify:
+        context = ssl._create_unverified_context()  # noqa: S323 - the user's explicit choice
+        return context
+    try:
+        return ssl.create_default_context(cafile=account.ca_file)
+    except (OSError, ssl.SSLError):
+        raise ConfigError(f"Cannot load the CA file {account.ca_file!r} for account {account.name!r}.") from None
+
+
+class ImapSession:
+    """A logged-in imapclient connection; every method blocks (call it from a thread)."""
+
+    def __init__(self, account: ImapAccount, password: str, timeout: float) -> None:
+        self.account = account
+        context = ssl_context(account) if account.security != "plain" else None
+        client = imapclient.IMAPClient(account.host, port=account.port, ssl=account.security == "tls",
+                                       ssl_context=context, timeout=timeout)
+        try:
+            if account.security == "starttls":
+                client.starttls(context)
+            client.login(account.username, password)
+        except imapclient.exceptions.LoginError:
+            _quietly(client.logout)
+            raise ImapLoginFailed(
+                f"The IMAP server {account.host} refused the login of {account.username!r} (account "
+                f"{account.name!r}): check the password (for Gmail or Fastmail, an app password)."
+            ) from None
+        except BaseException:
+            _quietly(client.shutdown)
+            raise
+        self.client = client
+        self.has_idle = bool(client.has_capability("IDLE"))
+
+    def select(self, mailbox: str) -> tuple[int, int]:
+        """Select a mailbox read-only; (UIDVALIDITY, EXISTS)."""
+        info = self.client.select_folder(mailbox, readonly=True)
+        return int(info[b"UIDVALIDITY"]), int(info.get(b"EXISTS", 0))
+
+    def uids_after(self, last_uid: int) -> list[int]:
+        """UIDs above last_uid ("N:*" always returns the newest message, so filter)."""
+        return sorted(u for u in self.client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
+
+    def all_uids(self) -> list[int]:
+        """Every UID in the selected mailbox."""
+        return sorted(self.client.search(["ALL"]))
+
+    def fetch_batch(self, uids: Sequence[int], max_bytes: int) -> list[tuple[int, bytes, bool, int]]:
+        """(uid, raw or header bytes, seen, size) for uids; oversized messages give their header only."""
+        meta = self.client.fetch(list(uids), ["RFC822.SIZE", "FLAGS"])
+        small = [u for u in uids if int(meta.get(u, {}).get(b"RFC822.SIZE", 0)) <= max_bytes]
+        large = [u for u in uids if u in meta and u not in small]
+        bodies: dict[int, Any] = self.client.fetch(small, ["BODY.PEEK[]"]) if small else {}
+        headers: dict[int, Any] = self.client.fetch(large, ["BODY.PEEK[HEADER]"]) if large else {}
+        out = []
+        for uid in uids:
+            if uid not in meta:
+                continue  # expunged meanwhile
+            seen = b"\\Seen" in meta[uid].get(b"FLAGS", ())
+            size = int(meta[uid].get(b"RFC822.SIZE", 0))
+            if uid in bodies:
+                out.append((uid, bytes(bodies[uid].get(b"BODY[]", b"")), seen, size))
+            elif uid in headers:
+                out.append((uid, bytes(headers[uid].get(b"BODY[HEADER]", b"")), seen, size))
+        return out
+
+    def idle_wait(self, timeout: float) -> bool:
+        """IDLE for up to timeout seconds; True when the server announced new mail.
+
+        imapclient's idle_check swallows EOF and returns [] at once: an early empty answer
+        is checked with idle_done, which raises on a dead connection.
+        """
+        self.client.idle()
+        started = time.monotonic()
+        try:
+            while (left := timeout - (time.monotonic() - started)) > 0:
+                responses = self.client.idle_check(timeout=min(left, 30.0))
+                if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                    return True
+                if not responses and time.monotonic() - started < min(left, 30.0) * 0.5:
+                    return False  # early and empty: idle_done below tells a live link from a dead one
+            return False
+        finally:
+            self.client.idle_done()
+
+    def noop(self) -> None:
+        """A round trip; raises on a dead or hung connection (socket timeout)."""
+        self.client.noop()
+
+    def close(self) -> None:
+        """Log out, or just drop the socket."""
+        _quietly(self.client.logout)
+        _quietly(self.client.shutdown)
+
+
+def _quietly(call: Callable[[], object]) -> None:
+    try:
+        call()
+    except Exception:  # noqa: BLE001 - closing a connection that may already be dead
+        pass
+
+
+class ImapSync:
+    """Keeps one account's mailboxes cached: sync, then IDLE, reconnecting on every fault."""
+
+    def __init__(self, account: ImapAccount, password: str, inbox: Inbox, parser: Parser, *,
+                 timing: Timing | None = None, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
+        self.account = account
+        self._password = password
+        self._inbox = inbox
+        self._parser = parser
+        self.timing = timing or Timing()
+        self._max_bytes = max_bytes
+        self.status = SyncStatus()
+        self._session: ImapSession | None = None
+
+    def __repr__(self) -> str:
+        return f"ImapSync(account={self.account.name!r})"
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    async def connect(self) -> ImapSession:
+        """A logged-in session (new if there is none)."""
+        if self._session is None:
+            self._session = await self._call(ImapSession, self.account, self._password, self.timing.socket_timeout)
+            self.status.connected = True
+            log.info("IMAP account %s connected", self.account.name)
+        return self._session
+
+    async def disconnect(self) -> None:
+        """Drop the session."""
+        session, self._session = self._session, None
+        self.status.connected = self.status.idling = False
+        if session is not None:
+            await self._call(session.close)
+
+    async def sync_once(self) -> int:
+        """Fetch what is new in every mailbox; the number of messages cached."""
+        session = await self.connect()
+        added = 0
+        for mailbox in self.account.mailboxes:
+            added += await self._sync_mailbox(session, mailbox)
+        self.status.last_sync = time.time()
+        self.status.messages_added += added
+        return added
+
+    async def _sync_mailbox(self, session: ImapSession, mailbox: str) -> int:
+        uidvalidity, _ = await self._call(session.select, mailbox)
+        state = await self._inbox.mailbox_state(self.account.name, mailbox)
+        if state is None or state[0] != uidvalidity:
+            if state is not None:
+                log.warning("UIDVALIDITY of %s/%s changed: resyncing", self.account.name, mailbox)
+            uids = (await self._call(session.all_uids))[-self.account.first_sync_count:] if state is None else \
+                await self._call(session.all_uids)
+            last_uid = 0
+        else:
+            last_uid = state[1]
+            uids = await self._call(session.uids_after, last_uid)
+        added = 0
+        for start in range(0, len(uids), FETCH_BATCH):
+            batch = uids[start:start + FETCH_BATCH]
+            for uid, raw, seen, size in await self._call(session.fetch_batch, batch, self._max_bytes):
+                parsed = await self._parser.parse(raw) if size <= self._max_bytes else headers_only(
+                    raw, f"message of {size} bytes is over the {self._max_bytes}-byte limit", raw_size=size)
+                if await self._inbox.add(self.account.name, mailbox, uidvalidity, uid, parsed, seen=seen,
+                                         rebind=True) is not None:
+                    added += 1
+            last_uid = max(last_uid, batch[-1])
+            await self._inbox.set_mailbox_state(self.account.name, mailbox, uidvalidity, last_uid)
+        if not uids:
+            await self._inbox.set_mailbox_state(self.account.name, mailbox, uidvalidity, last_uid)
+        return added
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sync, then wait for mail (IDLE or polling), until stop is set; every fault reconnects."""
+        delay = self.timing.backoff_first
+        while not stop.is_set():
+            try:
+                await self.sync_once()
+                self.status.last_error = None
+                delay = self.timing.backoff_first
+                await self._wait_for_mail(stop)
+            except asyncio.CancelledError:
+                raise
+            except ImapLoginFailed as exc:
+                await self._fault(str(exc))
+                await _sleep_or_stop(stop, self.timing.login_retry)
+            except (OSError, ssl.SSLError, socket.timeout, imapclient.exceptions.IMAPClientError,
+                    ConnectionError, EOFError) as exc:
+                await self._fault(f"{type(exc).__name__}: connection to {self.account.host} lost or refused")
+                await _sleep_or_stop(stop, delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not secrets
+                delay = min(delay * 2, self.timing.backoff_max)
+        await self.disconnect()
+
+    async def _fault(self, message: str) -> None:
+        self.status.errors += 1
+        self.status.last_error = message
+        log.warning("IMAP account %s: %s", self.account.name, message)
+        await self.disconnect()
+
+    async def _wait_for_mail(self, stop: asyncio.Event) -> None:
+        """Return when there may be new mail (or at the keepalive); raise on a dead link."""
+        session = await self.connect()
+        if not session.has_idle:
+            await _sleep_or_stop(stop, self.timing.poll_interval)
+            await self._call(session.noop)
+            return
+        self.status.idling = True
+        try:
+            await self._call(session.idle_wait, self.timing.keepalive)
+        finally:
+            self.status.idling = False
+        await self._call(session.noop)  # a hung or silently dead link raises here (socket timeout)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+

@@ -1,0 +1,170 @@
+"""IMAP sync against a real Dovecot (tests/dovecot.py): security modes, IDLE push, faults, UIDVALIDITY."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from mailgent_mcp.imap import ImapAccount, ImapLoginFailed, ImapSync, Security, Timing
+from mailgent_mcp.inbox import CachedMessage, Inbox
+from mailgent_mcp.parse import Parser
+from mailgent_mcp.store import MessageQuery
+
+from .dovecot import Dovecot, SmtpHop, dovecot, smtp_hop  # noqa: F401 - fixtures
+
+FAST = Timing(socket_timeout=3.0, keepalive=2.0, idle_renew=60.0, poll_interval=1.0, backoff_first=0.2,
+              backoff_max=1.0, login_retry=30.0)
+
+
+def account(server: Dovecot, security: Security = "plain", **overrides: object) -> ImapAccount:
+    port = {"plain": server.imap_port, "starttls": server.imap_port, "tls": server.imaps_port}[security]
+    fields: dict[str, object] = {"name": "test", "host": server.host, "port": port, "username": server.user,
+                                 "security": security, "ca_file": str(server.ca_file)}
+    fields.update(overrides)
+    return ImapAccount(**fields)  # type: ignore[arg-type]
+
+
+def mail(subject: str, body: str = "Your code is 123456", message_id: str | None = None) -> str:
+    mid = f"Message-ID: <{message_id}>\r\n" if message_id else ""
+    return (f"From: Service <no-reply@service.example>\r\nTo: agent@example.test\r\nSubject: {subject}\r\n{mid}"
+            f"Content-Type: text/plain\r\n\r\n{body}\r\n")
+
+
+@asynccontextmanager
+async def syncing(home: Path, acct: ImapAccount, password: str) -> AsyncIterator[tuple[Inbox, ImapSync]]:
+    parser = Parser(workers=1)
+    async with await Inbox.open(home) as inbox:
+        sync = ImapSync(acct, password, inbox, parser, timing=FAST)
+        try:
+            yield inbox, sync
+        finally:
+            await sync.disconnect()
+            parser.close()
+
+
+@asynccontextmanager
+async def running(sync: ImapSync) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(sync.run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, 15)
+        except TimeoutError:
+            task.cancel()
+
+
+async def subjects_when(inbox: Inbox, count: int, timeout: float = 15.0) -> list[str]:
+    """Subjects (oldest first) once `count` messages are cached; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found: list[CachedMessage] = await inbox.read(MessageQuery(limit=100))
+        if len(found) >= count or time.monotonic() > deadline:
+            return [m.subject for m in reversed(found)]
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("security", ["plain", "starttls", "tls"])
+async def test_first_sync_in_each_security_mode(home: Path, dovecot: Dovecot, security: Security) -> None:
+    dovecot.deliver(mail("one"))
+    dovecot.deliver(mail("two"))
+    async with syncing(home, account(dovecot, security), dovecot.password) as (inbox, sync):
+        assert await sync.sync_once() == 2
+        assert await sync.sync_once() == 0  # nothing twice
+        assert [m.subject for m in await inbox.read(MessageQuery())] == ["two", "one"]
+        [newest, _] = await inbox.read(MessageQuery())
+        assert "123456" in newest.text and newest.from_addr == "no-reply@service.example" and not newest.seen
+
+
+async def test_tls_without_the_ca_is_refused(home: Path, dovecot: Dovecot) -> None:
+    async with syncing(home, account(dovecot, "tls", ca_file=None), dovecot.password) as (_, sync):
+        with pytest.raises(Exception) as err:  # the system CAs do not know the test CA
+            await sync.sync_once()
+    assert "CERTIFICATE_VERIFY_FAILED" in str(err.value) or "certificate" in str(err.value).lower()
+
+
+async def test_wrong_password_is_a_clear_error(home: Path, dovecot: Dovecot) -> None:
+    async with syncing(home, account(dovecot), "wrong password") as (_, sync):
+        with pytest.raises(ImapLoginFailed, match="refused the login .* check the password") as err:
+            await sync.sync_once()
+        assert "wrong password" not in str(err.value)
+        async with running(sync):
+            deadline = time.monotonic() + 10
+            while sync.status.errors == 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)
+            assert sync.status.errors == 1  # no tight retry loop on a refused password
+            assert sync.status.last_error and "refused the login" in sync.status.last_error
+
+
+async def test_idle_push_and_an_smtp_hop(home: Path, dovecot: Dovecot, smtp_hop: SmtpHop) -> None:
+    import smtplib
+
+    async with syncing(home, account(dovecot), dovecot.password) as (inbox, sync), running(sync):
+        assert await subjects_when(inbox, 0, timeout=0) == []
+        deadline = time.monotonic() + 10
+        while not sync.status.idling and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert sync.status.idling
+        dovecot.deliver(mail("pushed"))
+        assert await subjects_when(inbox, 1) == ["pushed"]
+        with smtplib.SMTP(smtp_hop.host, smtp_hop.port, timeout=10) as client:
+            client.sendmail("no-reply@service.example", [dovecot.user], mail("via smtp"))
+        assert await subjects_when(inbox, 2) == ["pushed", "via smtp"]
+
+
+@pytest.mark.parametrize("fault", ["kick", "stop", "crash"])
+async def test_every_message_arrives_once_across_a_fault(home: Path, dovecot: Dovecot, fault: str) -> None:
+    dovecot.deliver(mail("before"))
+    async with syncing(home, account(dovecot), dovecot.password) as (inbox, sync), running(sync):
+        assert await subjects_when(inbox, 1) == ["before"]
+        if fault == "kick":
+            dovecot.kick()
+        elif fault == "stop":
+            dovecot.stop()
+            dovecot.start()
+        else:
+            dovecot.crash()
+            dovecot.start()
+        dovecot.deliver(mail("after"))
+        assert await subjects_when(inbox, 2, timeout=20) == ["before", "after"]
+        await asyncio.sleep(FAST.keepalive + 0.5)  # another keepalive round: still no duplicate
+        assert await subjects_when(inbox, 3, timeout=0) == ["before", "after"]
+    assert sync.status.errors >= 1 or fault == "kick"
+
+
+async def test_uidvalidity_reset_resyncs_without_duplicates(home: Path, dovecot: Dovecot) -> None:
+    dovecot.deliver(mail("first", message_id="m1@service.example"))
+    dovecot.deliver(mail("second", message_id="m2@service.example"))
+    async with syncing(home, account(dovecot), dovecot.password) as (inbox, sync):
+        assert await sync.sync_once() == 2
+        await sync.disconnect()
+        before = dovecot.uidvalidity()
+        assert dovecot.reset_uidvalidity() != before
+        dovecot.deliver(mail("third", message_id="m3@service.example"))
+        assert await sync.sync_once() == 1
+        assert [m.subject for m in await inbox.read(MessageQuery())] == ["third", "second", "first"]
+
+
+async def test_an_oversized_message_is_kept_as_headers(home: Path, dovecot: Dovecot) -> None:
+    dovecot.deliver(mail("huge", body="x" * 20_000))
+    dovecot.deliver(mail("small"))
+    async with await Inbox.open(home) as inbox:
+        parser = Parser(workers=1)
+        try:
+            sync = ImapSync(account(dovecot), dovecot.password, inbox, parser, timing=FAST, max_bytes=10_000)
+            assert await sync.sync_once() == 2
+            await sync.disconnect()
+        finally:
+            parser.close()
+        huge = await inbox.read(MessageQuery(subject="huge"))
+        small = await inbox.read(MessageQuery(subject="small"))
+    assert huge[0].problem and "over the 10000-byte limit" in huge[0].problem and huge[0].text == ""
+    assert huge[0].raw_size > 20_000 and small[0].problem is None
