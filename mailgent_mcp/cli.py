@@ -345,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="allow a non-loopback --host (exposes the vault to the network)")
     serve.add_argument("--allowed-host", action="append", default=[], metavar="HOST[:PORT]",
                        help="another Host header value to accept (DNS-rebinding protection)")
+    serve.add_argument("--smtp-listen", metavar="HOST:PORT",
+                       help="run the embedded SMTP inbox there, e.g. 127.0.0.1:2525 (also MAILGENT_SMTP_LISTEN)")
 
     token = groups.add_parser("token", help="make the bearer token for the HTTP transports (printed once)")
     token.add_argument("--rotate", action="store_true", help="replace an existing token")
@@ -372,7 +374,8 @@ async def _run(args: argparse.Namespace) -> int:
 
         opts = HttpOptions(host=args.host, port=args.port, allow_remote=args.allow_remote,
                            allowed_hosts=tuple(args.allowed_host))
-        if await serve(args.transport, home=args.home, tool_names=args.tool_names, http=opts):
+        if await serve(args.transport, home=args.home, tool_names=args.tool_names, http=opts,
+                       smtp_listen=args.smtp_listen):
             # Stopped by a signal with the vault closed; stdin's reader thread would block a normal exit.
             logging.shutdown()
             sys.stdout.flush()

@@ -25,6 +25,7 @@ LOCAL_MAILBOX = "INBOX"
 LOCAL_UIDVALIDITY = 1
 MAX_LIMIT = 100
 MAX_LABEL_CHARS = 64
+CHANGE_POLL_S = 0.05  # how often a waiter looks for mail cached by another process
 
 
 @dataclass(frozen=True)
@@ -165,13 +166,56 @@ class Inbox:
             self._arrived.notify_all()
 
     async def wait_for_mail(self, timeout: float) -> bool:
-        """Wait until a message arrives in this process (True) or the timeout passes (False)."""
-        async with self._arrived:
-            try:
-                await asyncio.wait_for(self._arrived.wait(), timeout)
-            except TimeoutError:
-                return False
-            return True
+        """Wait until new mail may be cached (True) or the timeout passes (False).
+
+        Mail cached by this process wakes the waiter at once; mail cached by another process
+        on the same folder (the one holding the poller lease) is seen within CHANGE_POLL_S,
+        by SQLite's data_version, which moves whenever another connection commits.
+        """
+        deadline = time.monotonic() + timeout
+        version = await self._db.read(Store.data_version)
+        while (left := deadline - time.monotonic()) > 0:
+            async with self._arrived:
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), min(left, CHANGE_POLL_S))
+                    return True
+                except TimeoutError:
+                    pass
+            if await self._db.read(Store.data_version) != version:
+                return True
+        return False
+
+    async def pollers(self) -> list[dict[str, object]]:
+        """Each account's poller lease and status, as recorded by whichever process polls it."""
+        return await self._db.read(Store.poller_rows)
+
+    async def claim_poller(self, account: str, holder: str, ttl: float) -> bool:
+        """Take or renew an account's poller lease."""
+        now = self._clock()
+
+        def unit(store: Store) -> bool:
+            with store.transaction(durable=False):
+                return store.claim_poller(account, holder, now, ttl)
+
+        return await self._db.run(unit)
+
+    async def report_poller(self, account: str, holder: str, ttl: float, status: dict[str, object]) -> bool:
+        """Heartbeat: renew the lease with the current status; False when it was lost."""
+        now = self._clock()
+
+        def unit(store: Store) -> bool:
+            with store.transaction(durable=False):
+                return store.report_poller(account, holder, now, ttl, status)
+
+        return await self._db.run(unit)
+
+    async def release_poller(self, account: str, holder: str) -> None:
+        """Give up an account's lease."""
+        def unit(store: Store) -> None:
+            with store.transaction(durable=False):
+                store.release_poller(account, holder)
+
+        await self._db.run(unit)
 
     async def read(self, query: MessageQuery) -> list[CachedMessage]:
         """Cached messages matching query, newest first (at most 100)."""

@@ -16,7 +16,7 @@ import signal
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
@@ -25,8 +25,11 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import ValidationError
 
+if TYPE_CHECKING:
+    from mailgent_mcp.poller import InboxService
+
 from mailgent_mcp import __version__, tokens
-from mailgent_mcp.config import Settings, default_home, ensure_home, load_settings
+from mailgent_mcp.config import Settings, default_home, ensure_home, load_config, load_settings
 from mailgent_mcp.errors import ConfigError
 from mailgent_mcp.tools import VaultProvider, register_vault_tools, sanitized_validation_message, tool_aliases
 
@@ -193,8 +196,15 @@ async def run_until_signalled(work: Coroutine[Any, Any, None]) -> bool:
             loop.remove_signal_handler(signum)
 
 
+def mail_configured(home: Path, environ: Mapping[str, str], smtp_listen: str | None) -> bool:
+    """True when this server has mail to receive: IMAP accounts, MAILGENT_IMAP_URL or an SMTP inbox."""
+    return bool(smtp_listen or environ.get("MAILGENT_SMTP_LISTEN") or environ.get("MAILGENT_IMAP_URL")
+                or load_config(home).get("accounts"))
+
+
 async def serve(transport: Transport = "stdio", *, home: Path | None = None, tool_names: str | None = None,
-                http: HttpOptions | None = None, environ: Mapping[str, str] | None = None) -> bool:
+                http: HttpOptions | None = None, environ: Mapping[str, str] | None = None,
+                smtp_listen: str | None = None) -> bool:
     """Run the server until the client disconnects or the process is stopped.
 
     Returns True when a signal stopped a stdio server: its stdin thread is still blocked, so
@@ -205,7 +215,19 @@ async def serve(transport: Transport = "stdio", *, home: Path | None = None, too
     settings = load_settings(home, env, tool_names=tool_names)
     provider = VaultProvider(home, env)
     opts = http or HttpOptions()
+
+    async def vault_data(name: str) -> Mapping[str, str]:
+        return (await (await provider.get()).get(name, actor="inbox")).data
+
+    mail: InboxService | None = None
+    if mail_configured(home, env, smtp_listen):
+        # Imported only when needed: imapclient, aiosmtpd and mail-parser cost start-up time.
+        from mailgent_mcp.poller import InboxService, env_or_vault_password
+
+        mail = InboxService(home, env, env_or_vault_password(vault_data, env), smtp_listen=smtp_listen)
     try:
+        if mail is not None:
+            await mail.start()  # once per process, whatever the transport (SSE runs its lifespan per connection)
         if transport == "stdio":
             server = build_server(settings, provider)
             await provider.warm_up()
@@ -228,4 +250,6 @@ async def serve(transport: Transport = "stdio", *, home: Path | None = None, too
             await server.run_sse_async(host=opts.host, port=opts.port, transport_security=security)
         return False  # uvicorn handled the signal and shut down cleanly
     finally:
+        if mail is not None:
+            await mail.close()
         await provider.close()

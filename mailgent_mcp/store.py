@@ -135,6 +135,20 @@ MIGRATIONS: Sequence[str] = (
         PRIMARY KEY (account, mailbox)
     );
     """,
+    # v3: one poller per account across processes (a lease with heartbeat) and its status.
+    """
+    CREATE TABLE pollers (
+        account    TEXT PRIMARY KEY,
+        holder     TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        heartbeat  REAL NOT NULL,
+        connected  INTEGER NOT NULL DEFAULT 0,
+        idling     INTEGER NOT NULL DEFAULT 0,
+        last_sync  REAL,
+        last_error TEXT,
+        errors     INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -555,6 +569,44 @@ class Store:
             "last_uid = excluded.last_uid, synced_at = excluded.synced_at",
             (account, mailbox, uidvalidity, last_uid, now),
         )
+
+    # -- pollers ------------------------------------------------------------------------
+
+    def claim_poller(self, account: str, holder: str, now: float, ttl: float) -> bool:
+        """Take (or keep) the poller lease of an account unless another live holder has it."""
+        cur = self._conn.execute(
+            "INSERT INTO pollers (account, holder, expires_at, heartbeat) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (account) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, "
+            "heartbeat = excluded.heartbeat, connected = 0, idling = 0 "
+            "WHERE pollers.holder = excluded.holder OR pollers.expires_at < ?",
+            (account, holder, now + ttl, now, now),
+        )
+        return cur.rowcount == 1
+
+    def report_poller(self, account: str, holder: str, now: float, ttl: float, status: dict[str, Any]) -> bool:
+        """Renew the lease and record the poller's status; False when the lease was lost."""
+        cur = self._conn.execute(
+            "UPDATE pollers SET expires_at = ?, heartbeat = ?, connected = ?, idling = ?, last_sync = ?, "
+            "last_error = ?, errors = ? WHERE account = ? AND holder = ?",
+            (now + ttl, now, int(bool(status.get("connected"))), int(bool(status.get("idling"))),
+             status.get("last_sync"), status.get("last_error"), int(status.get("errors") or 0), account, holder),
+        )
+        return cur.rowcount == 1
+
+    def release_poller(self, account: str, holder: str) -> None:
+        """Give the lease up (another process may take it at once)."""
+        self._conn.execute("UPDATE pollers SET expires_at = 0, connected = 0, idling = 0 "
+                           "WHERE account = ? AND holder = ?", (account, holder))
+
+    def poller_rows(self) -> list[dict[str, Any]]:
+        """Every account's lease and status."""
+        cur = self._conn.execute("SELECT * FROM pollers ORDER BY account")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits to the file (PRAGMA data_version)."""
+        return int(self._conn.execute("PRAGMA data_version").fetchall()[0][0])
 
     def integrity_check(self) -> str:
         """SQLite's own PRAGMA integrity_check verdict ("ok" when sound)."""

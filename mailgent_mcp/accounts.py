@@ -1,0 +1,147 @@
+"""IMAP accounts: `[accounts.NAME]` tables in config.toml, or one from the environment.
+
+    [accounts.work]
+    host = "imap.fastmail.com"
+    port = 993
+    security = "tls"            # tls | starttls | plain
+    username = "agent@fastmail.com"
+    mailboxes = ["INBOX"]
+    # ca_file = "/path/to/private-ca.pem"
+    # insecure_skip_verify = false
+    # first_sync_count = 200
+
+The password is never in the file: it is the vault entry `imap/NAME`. For a single
+account an MCP client config can carry MAILGENT_IMAP_URL (imaps://user@host:993/INBOX,
+imap+starttls://..., imap:// for plain) with MAILGENT_IMAP_PASSWORD (and MAILGENT_IMAP_CA).
+`tomlkit` keeps the user's comments and layout when an account is added or removed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import tomlkit
+
+from mailgent_mcp.config import CONFIG_FILE, load_config
+from mailgent_mcp.errors import ConfigError, InvalidInput
+from mailgent_mcp.imap import ImapAccount, Security
+
+ENV_IMAP_URL = "MAILGENT_IMAP_URL"
+ENV_IMAP_PASSWORD = "MAILGENT_IMAP_PASSWORD"
+ENV_IMAP_CA = "MAILGENT_IMAP_CA"
+ENV_ACCOUNT = "env"
+ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+SCHEMES: dict[str, tuple[Security, int]] = {"imaps": ("tls", 993), "imap+starttls": ("starttls", 143),
+                                            "imap": ("plain", 143)}
+
+
+def password_entry(name: str) -> str:
+    """The vault entry holding an account's password."""
+    return f"imap/{name}"
+
+
+def check_name(name: str) -> str:
+    """An account name: 1-64 letters, digits, '.', '_' or '-'."""
+    if not ACCOUNT_NAME.match(name) or name == ENV_ACCOUNT:
+        raise InvalidInput(f"Account names are 1-64 letters, digits, '.', '_' or '-' (and not {ENV_ACCOUNT!r}).")
+    return name
+
+
+def account_from_table(name: str, table: Mapping[str, Any]) -> ImapAccount:
+    """An ImapAccount from a config.toml table, every field checked."""
+    try:
+        security = str(table.get("security", "tls"))
+        if security not in ("tls", "starttls", "plain"):
+            raise ValueError("security")
+        mailboxes = tuple(str(m) for m in table.get("mailboxes", ["INBOX"]))
+        port = int(table.get("port", 993 if security == "tls" else 143))
+        if not mailboxes or not 1 <= port <= 65535:
+            raise ValueError("port or mailboxes")
+        return ImapAccount(
+            name=name, host=str(table["host"]), port=port, username=str(table["username"]),
+            security=security,  # type: ignore[arg-type]
+            mailboxes=mailboxes, ca_file=str(table["ca_file"]) if table.get("ca_file") else None,
+            insecure_skip_verify=bool(table.get("insecure_skip_verify", False)),
+            first_sync_count=int(table.get("first_sync_count", 200)),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"Account {name!r} in config.toml is incomplete or wrong ({exc}); it needs host, username and "
+            "security (tls, starttls or plain); run `mailgent-mcp inbox add` to write it."
+        ) from None
+
+
+def account_from_url(url: str, environ: Mapping[str, str]) -> ImapAccount:
+    """The environment's single account from MAILGENT_IMAP_URL."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in SCHEMES or not parts.hostname or not parts.username:
+        raise ConfigError(
+            f"{ENV_IMAP_URL} must look like imaps://user@host:993/INBOX (or imap+starttls://, imap://)."
+        )
+    security, default_port = SCHEMES[parts.scheme.lower()]
+    mailbox = unquote(parts.path.lstrip("/")) or "INBOX"
+    return ImapAccount(name=ENV_ACCOUNT, host=parts.hostname, port=parts.port or default_port,
+                       username=unquote(parts.username), security=security, mailboxes=(mailbox,),
+                       ca_file=environ.get(ENV_IMAP_CA) or None)
+
+
+def load_accounts(home: Path, environ: Mapping[str, str]) -> list[ImapAccount]:
+    """Accounts from config.toml, plus the environment's one when MAILGENT_IMAP_URL is set."""
+    tables = load_config(home).get("accounts", {})
+    accounts = [account_from_table(name, table) for name, table in tables.items()]
+    if environ.get(ENV_IMAP_URL):
+        accounts.append(account_from_url(environ[ENV_IMAP_URL], environ))
+    return accounts
+
+
+def save_account(home: Path, account: ImapAccount) -> None:
+    """Add or replace [accounts.NAME] in config.toml, keeping the rest of the file as it was."""
+    document = _read_document(home)
+    accounts = document.setdefault("accounts", tomlkit.table(is_super_table=True))
+    table = tomlkit.table()
+    table["host"] = account.host
+    table["port"] = account.port
+    table["security"] = account.security
+    table["username"] = account.username
+    table["mailboxes"] = list(account.mailboxes)
+    if account.ca_file:
+        table["ca_file"] = account.ca_file
+    if account.insecure_skip_verify:
+        table["insecure_skip_verify"] = True
+    table["first_sync_count"] = account.first_sync_count
+    accounts[account.name] = table
+    _write_document(home, document)
+
+
+def remove_account(home: Path, name: str) -> bool:
+    """Remove [accounts.NAME]; False when there was none."""
+    document = _read_document(home)
+    accounts = document.get("accounts")
+    if accounts is None or name not in accounts:
+        return False
+    del accounts[name]
+    _write_document(home, document)
+    return True
+
+
+def _read_document(home: Path) -> tomlkit.TOMLDocument:
+    path = home / CONFIG_FILE
+    load_config(home)  # the same clear error for a broken file
+    return tomlkit.parse(path.read_text()) if path.exists() else tomlkit.document()
+
+
+def _write_document(home: Path, document: tomlkit.TOMLDocument) -> None:
+    """Write config.toml atomically (a temporary file renamed over it), mode 0600."""
+    path = home / CONFIG_FILE
+    tmp = path.with_name(f".{CONFIG_FILE}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(tomlkit.dumps(document))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
