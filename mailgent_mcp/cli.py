@@ -351,6 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
     token = groups.add_parser("token", help="make the bearer token for the HTTP transports (printed once)")
     token.add_argument("--rotate", action="store_true", help="replace an existing token")
 
+    from mailgent_mcp.inbox_cli import add_parsers as add_inbox_parsers  # noqa: PLC0415
+
+    add_inbox_parsers(groups)
+
     demo = groups.add_parser("demo", help="an agent signs up, enrols 2FA and logs in through MCP, in a temp folder")
     demo.add_argument("--keep", action="store_true", help="keep the demo's data folder")
 
@@ -383,6 +387,9 @@ async def _run(args: argparse.Namespace) -> int:
         return 0
     if args.group == "token":
         return cmd_token(args, sys.stdout)
+    if args.group == "inbox":
+        reader = SecretReader(sys.stdin)
+        return int(await args.handler(args, sys.stdout, reader.read))
     vault = await Vault.open(args.home)
     try:
         handler: Handler = args.handler

@@ -30,6 +30,7 @@ from mailgent_mcp.parse import MAX_MESSAGE_BYTES, Parser, headers_only
 log = logging.getLogger(__name__)
 
 Security = Literal["tls", "starttls", "plain"]
+Progress = Callable[[str, int, int], None]
 FETCH_BATCH = 50
 
 
@@ -217,17 +218,20 @@ class ImapSync:
         if session is not None:
             await self._call(session.close)
 
-    async def sync_once(self) -> int:
-        """Fetch what is new in every mailbox; the number of messages cached."""
+    async def sync_once(self, progress: Progress | None = None) -> int:
+        """Fetch what is new in every mailbox; the number of messages cached.
+
+        progress(mailbox, done, total) is called after each stored batch.
+        """
         session = await self.connect()
         added = 0
         for mailbox in self.account.mailboxes:
-            added += await self._sync_mailbox(session, mailbox)
+            added += await self._sync_mailbox(session, mailbox, progress)
         self.status.last_sync = time.time()
         self.status.messages_added += added
         return added
 
-    async def _sync_mailbox(self, session: ImapSession, mailbox: str) -> int:
+    async def _sync_mailbox(self, session: ImapSession, mailbox: str, progress: Progress | None = None) -> int:
         uidvalidity, _ = await self._call(session.select, mailbox)
         state = await self._inbox.mailbox_state(self.account.name, mailbox)
         if state is None or state[0] != uidvalidity:
@@ -250,6 +254,8 @@ class ImapSync:
                     added += 1
             last_uid = max(last_uid, batch[-1])
             await self._inbox.set_mailbox_state(self.account.name, mailbox, uidvalidity, last_uid)
+            if progress is not None:
+                progress(mailbox, start + len(batch), len(uids))
         if not uids:
             await self._inbox.set_mailbox_state(self.account.name, mailbox, uidvalidity, last_uid)
         return added

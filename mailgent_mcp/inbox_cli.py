@@ -1,0 +1,285 @@
+"""`mailgent-mcp inbox ...`: accounts, sync with progress, reading, status and purging."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from mailgent_mcp.config import default_home, ensure_home
+from mailgent_mcp.errors import EntryNotFound, InvalidInput
+from mailgent_mcp.models import iso
+
+# The mail modules (imapclient, aiosmtpd, mail-parser, tomlkit) are imported by the commands
+# that use them, so that `mailgent-mcp vault ...` does not pay for them at start.
+if TYPE_CHECKING:
+    from mailgent_mcp.imap import ImapAccount
+    from mailgent_mcp.inbox import CachedMessage
+
+
+def add_parsers(groups: Any) -> None:
+    """Register the `inbox` command group on the top-level subparsers."""
+    inbox = groups.add_parser("inbox", help="IMAP accounts and the message cache").add_subparsers(
+        dest="cmd", required=True)
+
+    add = inbox.add_parser("add", help="add an IMAP account (password from a prompt or stdin)")
+    add.add_argument("name")
+    add.add_argument("--host", required=True)
+    add.add_argument("--port", type=int, help="default 993 for tls, 143 otherwise")
+    add.add_argument("--security", choices=["tls", "starttls", "plain"], default="tls")
+    add.add_argument("--username", required=True)
+    add.add_argument("--mailbox", action="append", help="mailbox to sync (repeat; default INBOX)")
+    add.add_argument("--ca", metavar="FILE", help="CA certificate file for a private CA")
+    add.add_argument("--insecure-skip-verify", action="store_true",
+                     help="do not verify the server's certificate (only for a test server you control)")
+    add.add_argument("--first-sync", type=int, default=200, metavar="N", help="newest N messages on the first sync")
+    add.add_argument("--no-check", action="store_true", help="store without trying the login now")
+    add.set_defaults(handler=cmd_add)
+
+    lst = inbox.add_parser("list", help="list the configured accounts")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(handler=cmd_list)
+
+    rm = inbox.add_parser("remove", help="remove an account (and its password from the vault)")
+    rm.add_argument("name")
+    rm.add_argument("--keep-password", action="store_true")
+    rm.set_defaults(handler=cmd_remove)
+
+    sync = inbox.add_parser("sync", help="fetch new mail now (a progress bar on a first sync)")
+    sync.add_argument("name", nargs="?", help="one account (default: all)")
+    sync.set_defaults(handler=cmd_sync)
+
+    read = inbox.add_parser("read", help="show cached messages, newest first")
+    read.add_argument("--account")
+    read.add_argument("--from", dest="sender", metavar="ADDRESS_OR_DOMAIN")
+    read.add_argument("--to")
+    read.add_argument("--subject")
+    read.add_argument("--query", help="full-text words")
+    read.add_argument("--since", help="an age such as 10m or 2d, or an ISO time")
+    state = read.add_mutually_exclusive_group()
+    state.add_argument("--unread", action="store_true", help="unread only")
+    state.add_argument("--read", action="store_true", help="read only")
+    read.add_argument("--label")
+    read.add_argument("--limit", type=int, default=10)
+    read.add_argument("--mark-read", action="store_true")
+    read.add_argument("--json", action="store_true")
+    read.set_defaults(handler=cmd_read)
+
+    status = inbox.add_parser("status", help="per account: poller, connection, IDLE, last sync, lag, errors")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_status)
+
+    purge = inbox.add_parser("purge", help="delete cached messages older than an age")
+    purge.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 7d, 12h")
+    purge.set_defaults(handler=cmd_purge)
+
+
+def _home(args: argparse.Namespace) -> Path:
+    return ensure_home(args.home if args.home is not None else default_home())
+
+
+async def cmd_add(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
+    from mailgent_mcp.accounts import account_from_table, check_name, password_entry, save_account
+    from mailgent_mcp.imap import ImapSession
+    from mailgent_mcp.vault import Vault
+
+    home = _home(args)
+    name = check_name(args.name)
+    table = {"host": args.host, "username": args.username, "security": args.security,
+             "mailboxes": args.mailbox or ["INBOX"], "first_sync_count": args.first_sync,
+             "insecure_skip_verify": args.insecure_skip_verify}
+    if args.port:
+        table["port"] = args.port
+    if args.ca:
+        table["ca_file"] = str(Path(args.ca).expanduser().resolve())
+    account = account_from_table(name, table)
+    password = read_secret(f"IMAP password for {args.username}")
+    if not args.no_check:
+        session = await asyncio.to_thread(ImapSession, account, password, 20.0)
+        await asyncio.to_thread(session.close)
+        out.write(f"Logged in to {account.host} as {account.username}.\n")
+    async with await Vault.open(home) as vault:
+        await vault.put(password_entry(name), {"username": account.username, "password": password}, "LOGIN")
+    save_account(home, account)
+    out.write(f"Account {name!r} added; its password is the vault entry {password_entry(name)!r}. "
+              "`mailgent-mcp inbox sync` fetches mail now; `mailgent-mcp serve` keeps it current.\n")
+    return 0
+
+
+async def cmd_list(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
+    from mailgent_mcp.accounts import ENV_ACCOUNT, load_accounts
+
+    accounts = load_accounts(_home(args), dict(os.environ))
+    if args.json:
+        out.write(json.dumps([_account_json(a) for a in accounts], indent=2) + "\n")
+        return 0
+    if not accounts:
+        out.write("No accounts. Add one with: mailgent-mcp inbox add NAME --host H --username U\n")
+    for a in accounts:
+        source = "environment" if a.name == ENV_ACCOUNT else "config.toml"
+        out.write(f"{a.name:<16} {a.security}://{a.username}@{a.host}:{a.port} {','.join(a.mailboxes)}  ({source})\n")
+    return 0
+
+
+def _account_json(a: ImapAccount) -> dict[str, object]:
+    return {"name": a.name, "host": a.host, "port": a.port, "security": a.security, "username": a.username,
+            "mailboxes": list(a.mailboxes)}
+
+
+async def cmd_remove(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
+    from mailgent_mcp.accounts import password_entry, remove_account
+    from mailgent_mcp.vault import Vault
+
+    home = _home(args)
+    if not remove_account(home, args.name):
+        raise InvalidInput(f"No account named {args.name!r} in config.toml; `mailgent-mcp inbox list` shows them.")
+    if not args.keep_password:
+        async with await Vault.open(home) as vault:
+            try:
+                await vault.delete(password_entry(args.name))
+            except EntryNotFound:
+                pass
+    out.write(f"Account {args.name!r} removed. Its cached messages stay until purged.\n")
+    return 0
+
+
+async def cmd_sync(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
+    from mailgent_mcp.accounts import load_accounts
+    from mailgent_mcp.imap import ImapSync
+    from mailgent_mcp.inbox import Inbox
+    from mailgent_mcp.parse import Parser
+    from mailgent_mcp.poller import env_or_vault_password
+    from mailgent_mcp.vault import Vault
+
+    home = _home(args)
+    env = dict(os.environ)
+    accounts = [a for a in load_accounts(home, env) if args.name in (None, a.name)]
+    if not accounts:
+        raise InvalidInput("No such account; `mailgent-mcp inbox list` shows them." if args.name else
+                           "No accounts to sync; add one with `mailgent-mcp inbox add`.")
+    parser = Parser()
+    try:
+        async with await Vault.open(home) as vault, await Inbox.open(home) as inbox:
+            async def vault_data(name: str) -> dict[str, str]:
+                return (await vault.get(name, actor="inbox")).data
+
+            passwords = env_or_vault_password(vault_data, env)
+            for account in accounts:
+                sync = ImapSync(account, await passwords(account), inbox, parser)
+                try:
+                    added = await sync.sync_once(progress=_progress_bar(account.name, sys.stderr))
+                finally:
+                    await sync.disconnect()
+                out.write(f"{account.name}: {added} new message(s)\n")
+    finally:
+        parser.close()
+    return 0
+
+
+def _progress_bar(name: str, err: TextIO) -> Any:
+    tty = err.isatty()
+
+    def show(mailbox: str, done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        line = f"{name}/{mailbox} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+        if tty:
+            err.write("\r" + line + ("\n" if done >= total else ""))
+        elif done >= total or done % 500 < 50:
+            err.write(line + "\n")
+        err.flush()
+
+    return show
+
+
+def _since(text: str | None) -> float | None:
+    """--since: an age (10m, 2d) back from now, or an ISO time (UTC when it has no zone)."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        from mailgent_mcp.inbox import parse_age
+
+        return time.time() - parse_age(text)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+async def cmd_read(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
+    from mailgent_mcp.inbox import Inbox
+    from mailgent_mcp.store import MessageQuery
+
+    query = MessageQuery(account=args.account, sender=args.sender, to=args.to, subject=args.subject,
+                         text=args.query, since=_since(args.since),
+                         seen=False if args.unread else True if args.read else None, label=args.label,
+                         limit=args.limit)
+    async with await Inbox.open(_home(args)) as inbox:
+        messages = await inbox.read(query)
+        if args.mark_read and messages:
+            await inbox.mark([m.id for m in messages], seen=True)
+    if args.json:
+        out.write(json.dumps([_message_json(m) for m in messages], indent=2, ensure_ascii=False) + "\n")
+        return 0
+    if not messages:
+        out.write("No cached messages match.\n")
+    for m in messages:
+        flag = " " if m.seen else "*"
+        out.write(f"{flag} {m.id:>6}  {iso(m.received_at)}  {m.from_addr or '-':<32}  {m.subject[:80]}\n")
+    return 0
+
+
+def _message_json(m: CachedMessage) -> dict[str, object]:
+    return {"id": m.id, "account": m.account, "mailbox": m.mailbox, "from": m.from_addr, "to": m.to,
+            "subject": m.subject, "date": iso(m.sent_at) if m.sent_at else None, "received": iso(m.received_at),
+            "seen": m.seen, "labels": m.labels, "text": m.text[:4000], "problem": m.problem}
+
+
+async def cmd_status(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
+    from mailgent_mcp.accounts import load_accounts
+    from mailgent_mcp.inbox import Inbox
+
+    home = _home(args)
+    accounts = load_accounts(home, dict(os.environ))
+    async with await Inbox.open(home) as inbox:
+        pollers = {str(p["account"]): p for p in await inbox.pollers()}
+        now = time.time()
+        rows = []
+        for a in accounts:
+            p = pollers.get(a.name, {})
+            alive = bool(p) and float(str(p.get("expires_at") or 0)) > now
+            last_sync = p.get("last_sync")
+            rows.append({
+                "account": a.name, "polled_by": str(p.get("holder")) if alive else None,
+                "connected": alive and bool(p.get("connected")), "idle": alive and bool(p.get("idling")),
+                "last_sync": iso(float(str(last_sync))) if last_sync else None,
+                "lag_seconds": round(now - float(str(last_sync)), 1) if last_sync else None,
+                "errors": int(str(p.get("errors") or 0)), "last_error": p.get("last_error"),
+            })
+    if args.json:
+        out.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    if not rows:
+        out.write("No accounts. Add one with: mailgent-mcp inbox add NAME --host H --username U\n")
+    for r in rows:
+        state = ("IDLE" if r["idle"] else "connected" if r["connected"] else
+                 "polled" if r["polled_by"] else "not polled (no server running)")
+        ago = "" if r["lag_seconds"] is None else f" ({r['lag_seconds']} s ago)"
+        error = f": {r['last_error']}" if r["last_error"] else ""
+        out.write(f"{r['account']:<16} {state:<12} last sync {r['last_sync'] or 'never'}{ago}  "
+                  f"errors {r['errors']}{error}\n")
+    return 0
+
+
+async def cmd_purge(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
+    from mailgent_mcp.inbox import Inbox, parse_age
+
+    async with await Inbox.open(_home(args)) as inbox:
+        removed = await inbox.purge(parse_age(args.older_than))
+    out.write(f"Purged {removed} cached message(s) older than {args.older_than}.\n")
+    return 0
