@@ -126,7 +126,7 @@ async def test_a_version_1_vault_is_migrated_and_keeps_its_entries(home: Path) -
         await vault.put("kept", {"password": "p"})
     # Take the file back to schema 1, as a vault made before the cache existed.
     conn = sqlite3.connect(home / "vault.db")
-    for table in ("messages_fts", "message_recipients", "message_labels", "messages", "mailbox_state"):
+    for table in ("messages_fts", "message_recipients", "message_labels", "messages", "mailbox_state", "pollers"):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
