@@ -157,10 +157,12 @@ class ImapSession:
         started = time.monotonic()
         try:
             while (left := timeout - (time.monotonic() - started)) > 0:
-                responses = self.client.idle_check(timeout=min(left, 30.0))
+                chunk = min(left, 30.0)
+                asked = time.monotonic()
+                responses = self.client.idle_check(timeout=chunk)
                 if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
                     return True
-                if not responses and time.monotonic() - started < min(left, 30.0) * 0.5:
+                if not responses and time.monotonic() - asked < chunk * 0.5:
                     return False  # early and empty: idle_done below tells a live link from a dead one
             return False
         finally:
@@ -171,8 +173,12 @@ class ImapSession:
         self.client.noop()
 
     def close(self) -> None:
-        """Log out, or just drop the socket."""
+        """Log out, then close the socket."""
         _quietly(self.client.logout)
+        _quietly(self.client.shutdown)
+
+    def drop(self) -> None:
+        """Close the socket without a LOGOUT, which a dead link would only make wait for its timeout."""
         _quietly(self.client.shutdown)
 
 
@@ -211,12 +217,12 @@ class ImapSync:
             log.info("IMAP account %s connected", self.account.name)
         return self._session
 
-    async def disconnect(self) -> None:
-        """Drop the session."""
+    async def disconnect(self, *, graceful: bool = True) -> None:
+        """Drop the session: with LOGOUT, or (after a fault) by closing the socket at once."""
         session, self._session = self._session, None
         self.status.connected = self.status.idling = False
         if session is not None:
-            await self._call(session.close)
+            await self._call(session.close if graceful else session.drop)
 
     async def sync_once(self, progress: Progress | None = None) -> int:
         """Fetch what is new in every mailbox; the number of messages cached.
@@ -234,11 +240,13 @@ class ImapSync:
     async def _sync_mailbox(self, session: ImapSession, mailbox: str, progress: Progress | None = None) -> int:
         uidvalidity, _ = await self._call(session.select, mailbox)
         state = await self._inbox.mailbox_state(self.account.name, mailbox)
-        if state is None or state[0] != uidvalidity:
-            if state is not None:
+        resync = state is not None and state[0] != uidvalidity
+        if state is None or resync:
+            if resync:
                 log.warning("UIDVALIDITY of %s/%s changed: resyncing", self.account.name, mailbox)
-            uids = (await self._call(session.all_uids))[-self.account.first_sync_count:] if state is None else \
-                await self._call(session.all_uids)
+            uids = await self._call(session.all_uids)
+            if not resync:
+                uids = uids[-self.account.first_sync_count:]
             last_uid = 0
         else:
             last_uid = state[1]
@@ -253,10 +261,17 @@ class ImapSync:
                                          rebind=True) is not None:
                     added += 1
             last_uid = max(last_uid, batch[-1])
-            await self._inbox.set_mailbox_state(self.account.name, mailbox, uidvalidity, last_uid)
+            if not resync:  # a resync records its progress only once complete (see below)
+                await self._inbox.set_mailbox_state(self.account.name, mailbox, uidvalidity, last_uid)
             if progress is not None:
                 progress(mailbox, start + len(batch), len(uids))
-        if not uids:
+        if resync:
+            # Every message now has its new identity (rebound by Message-ID, or cached anew):
+            # what is left under the old UIDVALIDITY is gone from the server or a copy of one
+            # without a Message-ID. An interrupted resync starts over; nothing is cached twice.
+            dropped = await self._inbox.drop_other_uidvalidities(self.account.name, mailbox, uidvalidity)
+            log.info("resync of %s/%s dropped %d stale messages", self.account.name, mailbox, dropped)
+        if resync or not uids:
             await self._inbox.set_mailbox_state(self.account.name, mailbox, uidvalidity, last_uid)
         return added
 
@@ -285,7 +300,7 @@ class ImapSync:
         self.status.errors += 1
         self.status.last_error = message
         log.warning("IMAP account %s: %s", self.account.name, message)
-        await self.disconnect()
+        await self.disconnect(graceful=False)
 
     async def _wait_for_mail(self, stop: asyncio.Event) -> None:
         """Return when there may be new mail (or at the keepalive); raise on a dead link."""

@@ -161,6 +161,14 @@ class Inbox:
 
         await self._db.run(unit)
 
+    async def drop_other_uidvalidities(self, account: str, mailbox: str, uidvalidity: int) -> int:
+        """Delete a mailbox's messages cached under any other UIDVALIDITY; the number deleted."""
+        def unit(store: Store) -> int:
+            with store.transaction(durable=False):
+                return store.delete_other_uidvalidities(account, mailbox, uidvalidity)
+
+        return await self._db.run(unit)
+
     async def _notify(self) -> None:
         async with self._arrived:
             self._arrived.notify_all()

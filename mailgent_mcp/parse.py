@@ -19,6 +19,7 @@ import email.policy
 import email.utils
 import logging
 import multiprocessing
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +85,11 @@ def _cap_headers(raw: bytes) -> tuple[bytes, bool]:
     return head[: cut + 1] + b"\r\n" + rest, True
 
 
+def unfold(value: str) -> str:
+    """A header value on one line: RFC 5322 §2.2.3 unfolding (a line break before a space or tab)."""
+    return re.sub(r"\r?\n(?=[ \t])", "", value).replace("\r", "").replace("\n", " ")
+
+
 def headers_only(raw: bytes, problem: str, raw_size: int | None = None) -> ParsedMessage:
     """A cheap header-only record (stdlib, capped input) with a marker saying why."""
     head, _ = _header_block(raw[: MAX_HEADER_BYTES])
@@ -96,7 +102,7 @@ def headers_only(raw: bytes, problem: str, raw_size: int | None = None) -> Parse
         from_name, from_addr = email.utils.parseaddr(get("From"))
         to = tuple(a.lower() for _, a in email.utils.getaddresses([get("To")]) if a)
         date = email.utils.parsedate_to_datetime(get("Date")).timestamp() if get("Date") else None
-        subject = str(email.header.make_header(email.header.decode_header(get("Subject")[:2000])))
+        subject = unfold(str(email.header.make_header(email.header.decode_header(get("Subject")[:2000]))))
         message_id = get("Message-ID").strip() or None
     except Exception:  # noqa: BLE001 - hostile headers: keep the marker and the size
         return ParsedMessage(raw_size=raw_size if raw_size is not None else len(raw), problem=problem)
@@ -132,7 +138,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
         from_name=from_pairs[0][0] or None if from_pairs else None,
         to=tuple(a for _, a in _addresses(mail.to) if a),
         cc=tuple(a for _, a in _addresses(mail.cc) if a),
-        subject=str(mail.subject or ""),
+        subject=unfold(str(mail.subject or "")),
         date=date,
         text="\n".join(mail.text_plain or []),
         html="\n".join(mail.text_html or []),

@@ -481,6 +481,13 @@ class Store:
         )
         return cur.rowcount == 1
 
+    def delete_other_uidvalidities(self, account: str, mailbox: str, uidvalidity: int) -> int:
+        """Delete a mailbox's messages cached under another UIDVALIDITY."""
+        return self._conn.execute(
+            "DELETE FROM messages WHERE account = ? AND mailbox = ? AND uidvalidity != ?",
+            (account, mailbox, uidvalidity),
+        ).rowcount
+
     def next_uid(self, account: str, mailbox: str, uidvalidity: int) -> int:
         """The next free uid in a local mailbox (inside the inserting transaction)."""
         row = self._conn.execute(
