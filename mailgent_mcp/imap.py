@@ -15,6 +15,7 @@ import logging
 import random
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 Security = Literal["tls", "starttls", "plain"]
 Progress = Callable[[str, int, int], None]
 FETCH_BATCH = 50
+IDLE_TICK = 0.5  # seconds between checks of the stop flag while in IDLE
 
 
 class ImapLoginFailed(MailgentError):
@@ -73,6 +75,7 @@ class Timing:
 
     socket_timeout: float = 30.0
     keepalive: float = 60.0  # IDLE is interrupted for a NOOP this often, to find a silently dead link
+    settle: float = 2.0  # the first IDLE after a sync ends this soon for one NOOP (see _wait_for_mail)
     idle_renew: float = 9 * 60.0  # RFC 2177: re-issue IDLE well inside 29 minutes
     poll_interval: float = 30.0  # without IDLE
     backoff_first: float = 1.0
@@ -118,7 +121,22 @@ class ImapSession:
     def select(self, mailbox: str) -> tuple[int, int]:
         """Select a mailbox read-only; (UIDVALIDITY, EXISTS)."""
         info = self.client.select_folder(mailbox, readonly=True)
+        self._take_announcements()  # the SELECT's own EXISTS is not news
         return int(info[b"UIDVALIDITY"]), int(info.get(b"EXISTS", 0))
+
+    def _take_announcements(self) -> bool:
+        """Whether the server announced mail (untagged EXISTS or RECENT) in a command's response.
+
+        Mail that arrives while a SEARCH or FETCH runs is announced once, in that command's
+        response, where imapclient leaves it unread (imaplib's untagged_responses); IDLE would
+        not announce it again. Taking it here makes the sync look again at once instead of
+        waiting for the keepalive.
+        """
+        pending = self.client._imap.untagged_responses  # noqa: SLF001 - imaplib's documented store
+        announced = False
+        for name in ("EXISTS", "RECENT"):
+            announced = pending.pop(name, None) is not None or announced
+        return announced
 
     def uids_after(self, last_uid: int) -> list[int]:
         """UIDs above last_uid ("N:*" always returns the newest message, so filter)."""
@@ -147,17 +165,21 @@ class ImapSession:
                 out.append((uid, bytes(headers[uid].get(b"BODY[HEADER]", b"")), seen, size))
         return out
 
-    def idle_wait(self, timeout: float) -> bool:
+    def idle_wait(self, timeout: float, halt: threading.Event | None = None) -> bool:
         """IDLE for up to timeout seconds; True when the server announced new mail.
 
+        Mail announced during the sync's own commands returns True without idling. The wait
+        checks `halt` every IDLE_TICK seconds, so a shutdown does not wait for the keepalive.
         imapclient's idle_check swallows EOF and returns [] at once: an early empty answer
         is checked with idle_done, which raises on a dead connection.
         """
+        if self._take_announcements():
+            return True
         self.client.idle()
         started = time.monotonic()
         try:
-            while (left := timeout - (time.monotonic() - started)) > 0:
-                chunk = min(left, 30.0)
+            while (left := timeout - (time.monotonic() - started)) > 0 and not (halt and halt.is_set()):
+                chunk = min(left, IDLE_TICK)
                 asked = time.monotonic()
                 responses = self.client.idle_check(timeout=chunk)
                 if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
@@ -278,12 +300,21 @@ class ImapSync:
     async def run(self, stop: asyncio.Event) -> None:
         """Sync, then wait for mail (IDLE or polling), until stop is set; every fault reconnects."""
         delay = self.timing.backoff_first
+        halt = threading.Event()  # stop, as the IDLE thread can see it
+        watcher = asyncio.create_task(_mirror(stop, halt))
+        try:
+            await self._run(stop, halt, delay)
+        finally:
+            watcher.cancel()
+        await self.disconnect()
+
+    async def _run(self, stop: asyncio.Event, halt: threading.Event, delay: float) -> None:
         while not stop.is_set():
             try:
                 await self.sync_once()
                 self.status.last_error = None
                 delay = self.timing.backoff_first
-                await self._wait_for_mail(stop)
+                await self._wait_for_mail(stop, halt)
             except asyncio.CancelledError:
                 raise
             except ImapLoginFailed as exc:
@@ -294,7 +325,6 @@ class ImapSync:
                 await self._fault(f"{type(exc).__name__}: connection to {self.account.host} lost or refused")
                 await _sleep_or_stop(stop, delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not secrets
                 delay = min(delay * 2, self.timing.backoff_max)
-        await self.disconnect()
 
     async def _fault(self, message: str) -> None:
         self.status.errors += 1
@@ -302,18 +332,27 @@ class ImapSync:
         log.warning("IMAP account %s: %s", self.account.name, message)
         await self.disconnect(graceful=False)
 
-    async def _wait_for_mail(self, stop: asyncio.Event) -> None:
+    async def _wait_for_mail(self, stop: asyncio.Event, halt: threading.Event) -> None:
         """Return when there may be new mail (or at the keepalive); raise on a dead link."""
         session = await self.connect()
         if not session.has_idle:
             await _sleep_or_stop(stop, self.timing.poll_interval)
             await self._call(session.noop)
             return
+        # Mail delivered just before IDLE began may not be announced in it: Dovecot's IDLE
+        # does a fast sync that skips a Maildir whose new/ changed in the second of its last
+        # scan, and only rechecks every 30 s. So the first IDLE after a sync is short, and a
+        # NOOP (a full sync on the server) follows it; idle_wait takes what the NOOP announced.
         self.status.idling = True
         try:
-            await self._call(session.idle_wait, self.timing.keepalive)
+            settle = min(self.timing.settle, self.timing.keepalive)
+            if not await self._call(session.idle_wait, settle, halt) and not stop.is_set():
+                await self._call(session.noop)
+                await self._call(session.idle_wait, self.timing.keepalive - settle, halt)
         finally:
             self.status.idling = False
+        if stop.is_set():
+            return
         await self._call(session.noop)  # a hung or silently dead link raises here (socket timeout)
 
 
@@ -323,3 +362,7 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     except TimeoutError:
         pass
 
+
+async def _mirror(stop: asyncio.Event, halt: threading.Event) -> None:
+    await stop.wait()
+    halt.set()

@@ -168,3 +168,54 @@ async def test_an_oversized_message_is_kept_as_headers(home: Path, dovecot: Dove
         small = await inbox.read(MessageQuery(subject="small"))
     assert huge[0].problem and "over the 10000-byte limit" in huge[0].problem and huge[0].text == ""
     assert huge[0].raw_size > 20_000 and small[0].problem is None
+
+
+@pytest.mark.parametrize("step", ["all_uids", "uids_after", "idle_wait"])
+async def test_mail_arriving_while_the_sync_runs_is_not_left_for_the_keepalive(
+        home: Path, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
+    # Mail delivered after SELECT and before SEARCH is announced by an untagged EXISTS in the
+    # SEARCH response, not again in IDLE; mail delivered just before IDLE (Maildir, same
+    # second as the last scan) is not announced by Dovecot's IDLE until its own 30 s check.
+    from mailgent_mcp import imap
+
+    delivered: list[str] = []
+    original = getattr(imap.ImapSession, step)
+
+    def deliver_then_search(self: imap.ImapSession, *args: object) -> object:
+        if not delivered:
+            delivered.append("raced")
+            dovecot.deliver(mail("raced"))
+            if step != "idle_wait":
+                time.sleep(0.2)  # let Dovecot see it before the SEARCH
+        return original(self, *args)
+
+    monkeypatch.setattr(imap.ImapSession, step, deliver_then_search)
+    slow = Timing(socket_timeout=3.0, keepalive=30.0, idle_renew=60.0, backoff_first=0.2, backoff_max=1.0)
+    async with syncing(home, account(dovecot), dovecot.password) as (inbox, sync):
+        sync.timing = slow
+        if step != "all_uids":  # the mailbox is known: the next sync searches for what is new
+            monkeypatch.setattr(imap.ImapSession, step, original)
+            dovecot.deliver(mail("first"))
+            assert await sync.sync_once() == 1
+            monkeypatch.setattr(imap.ImapSession, step, deliver_then_search)
+        async with running(sync):
+            expected = ["raced"] if step == "all_uids" else ["first", "raced"]
+            deadline = time.monotonic() + 5
+            while not delivered and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert delivered, "the sync never searched"
+            assert await subjects_when(inbox, len(expected), timeout=5) == expected
+
+
+async def test_stopping_a_sync_in_idle_does_not_wait_for_the_keepalive(home: Path, dovecot: Dovecot) -> None:
+    async with syncing(home, account(dovecot), dovecot.password) as (inbox, sync):
+        sync.timing = Timing(socket_timeout=3.0, keepalive=60.0, idle_renew=120.0)
+        stop = asyncio.Event()
+        task = asyncio.create_task(sync.run(stop))
+        deadline = time.monotonic() + 10
+        while not sync.status.idling and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert sync.status.idling
+        stop.set()
+        await asyncio.wait_for(task, 20)  # the bound is the keepalive's third, not a speed claim
+        assert not sync.status.connected and sync.status.errors == 0
