@@ -67,13 +67,22 @@ def account_from_table(name: str, table: Mapping[str, Any]) -> ImapAccount:
             security=security,  # type: ignore[arg-type]
             mailboxes=mailboxes, ca_file=str(table["ca_file"]) if table.get("ca_file") else None,
             insecure_skip_verify=bool(table.get("insecure_skip_verify", False)),
-            first_sync_count=int(table.get("first_sync_count", 200)),
+            first_sync_count=_positive(table.get("first_sync_count", 200), "first_sync_count"),
+            first_sync_days=_positive(table["first_sync_days"], "first_sync_days") if "first_sync_days" in table
+            else None,
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise ConfigError(
             f"Account {name!r} in config.toml is incomplete or wrong ({exc}); it needs host, username and "
             "security (tls, starttls or plain); run `mailgent-mcp inbox add` to write it."
         ) from None
+
+
+def _positive(value: object, field: str) -> int:
+    number = int(value)  # type: ignore[call-overload]
+    if number < 1 or isinstance(value, bool):
+        raise ValueError(f"{field} must be 1 or more")
+    return number
 
 
 def account_from_url(url: str, environ: Mapping[str, str]) -> ImapAccount:
@@ -114,6 +123,8 @@ def save_account(home: Path, account: ImapAccount) -> None:
     if account.insecure_skip_verify:
         table["insecure_skip_verify"] = True
     table["first_sync_count"] = account.first_sync_count
+    if account.first_sync_days is not None:
+        table["first_sync_days"] = account.first_sync_days
     accounts[account.name] = table
     _write_document(home, document)
 

@@ -11,6 +11,8 @@ them again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
 import logging
 import random
 import socket
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 Security = Literal["tls", "starttls", "plain"]
 Progress = Callable[[str, int, int], None]
 FETCH_BATCH = 50
+FLAGS_BATCH = 1000  # UIDs per FETCH FLAGS: a short enough command line for any server
 IDLE_TICK = 0.5  # seconds between checks of the stop flag while in IDLE
 
 
@@ -55,6 +58,7 @@ class ImapAccount:
     ca_file: str | None = None
     insecure_skip_verify: bool = False
     first_sync_count: int = 200  # the newest messages taken on a first sync
+    first_sync_days: int | None = None  # and, if set, only those of the last N days
 
 
 @dataclass
@@ -117,12 +121,44 @@ class ImapSession:
             raise
         self.client = client
         self.has_idle = bool(client.has_capability("IDLE"))
+        self.condstore = self._enable_condstore()
+        self.highest_modseq: int | None = None  # of the selected mailbox, with CONDSTORE
+
+    def _enable_condstore(self) -> bool:
+        """Turn on CONDSTORE (RFC 7162) where offered: flag changes are then fetched by MODSEQ."""
+        if not (self.client.has_capability("CONDSTORE") and self.client.has_capability("ENABLE")):
+            return False
+        try:
+            return b"CONDSTORE" in (self.client.enable("CONDSTORE") or [])
+        except imapclient.exceptions.IMAPClientError:
+            return False
 
     def select(self, mailbox: str) -> tuple[int, int]:
-        """Select a mailbox read-only; (UIDVALIDITY, EXISTS)."""
-        info = self.client.select_folder(mailbox, readonly=True)
+        """Select a mailbox (read-write, to store \\Seen; bodies are fetched with PEEK); (UIDVALIDITY, EXISTS)."""
+        info = self.client.select_folder(mailbox)
         self._take_announcements()  # the SELECT's own EXISTS is not news
+        modseq = info.get(b"HIGHESTMODSEQ")
+        self.highest_modseq = int(modseq) if self.condstore and modseq is not None else None
         return int(info[b"UIDVALIDITY"]), int(info.get(b"EXISTS", 0))
+
+    def store_seen(self, uids: Sequence[int], seen: bool) -> None:
+        """Set or clear \\Seen on uids of the selected mailbox."""
+        if seen:
+            self.client.add_flags(list(uids), [imapclient.SEEN], silent=True)
+        else:
+            self.client.remove_flags(list(uids), [imapclient.SEEN], silent=True)
+
+    def seen_flags(self, first_uid: int, changed_since: int | None) -> dict[int, bool]:
+        """{uid: seen} for uids from first_uid on; with CONDSTORE, only those changed since a MODSEQ."""
+        criteria: list[str] = ["UID", f"{first_uid}:*"]
+        if self.condstore and changed_since is not None:
+            criteria += ["MODSEQ", str(changed_since + 1)]
+        uids = sorted(u for u in self.client.search(criteria) if u >= first_uid)
+        flags: dict[int, bool] = {}
+        for start in range(0, len(uids), FLAGS_BATCH):
+            data = self.client.fetch(uids[start:start + FLAGS_BATCH], ["FLAGS"])
+            flags.update({uid: b"\\Seen" in d.get(b"FLAGS", ()) for uid, d in data.items()})
+        return flags
 
     def _take_announcements(self) -> bool:
         """Whether the server announced mail (untagged EXISTS or RECENT) in a command's response.
@@ -142,9 +178,9 @@ class ImapSession:
         """UIDs above last_uid ("N:*" always returns the newest message, so filter)."""
         return sorted(u for u in self.client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
 
-    def all_uids(self) -> list[int]:
-        """Every UID in the selected mailbox."""
-        return sorted(self.client.search(["ALL"]))
+    def all_uids(self, since: datetime.date | None = None) -> list[int]:
+        """Every UID in the selected mailbox (received on or after `since`, if given)."""
+        return sorted(self.client.search(["SINCE", since] if since is not None else ["ALL"]))
 
     def fetch_batch(self, uids: Sequence[int], max_bytes: int) -> list[tuple[int, bytes, bool, int]]:
         """(uid, raw or header bytes, seen, size) for uids; oversized messages give their header only."""
@@ -165,11 +201,11 @@ class ImapSession:
                 out.append((uid, bytes(headers[uid].get(b"BODY[HEADER]", b"")), seen, size))
         return out
 
-    def idle_wait(self, timeout: float, halt: threading.Event | None = None) -> bool:
+    def idle_wait(self, timeout: float, wake: threading.Event | None = None) -> bool:
         """IDLE for up to timeout seconds; True when the server announced new mail.
 
         Mail announced during the sync's own commands returns True without idling. The wait
-        checks `halt` every IDLE_TICK seconds, so a shutdown does not wait for the keepalive.
+        checks `wake` every IDLE_TICK seconds, so a shutdown or queued work does not wait for the keepalive.
         imapclient's idle_check swallows EOF and returns [] at once: an early empty answer
         is checked with idle_done, which raises on a dead connection.
         """
@@ -178,11 +214,11 @@ class ImapSession:
         self.client.idle()
         started = time.monotonic()
         try:
-            while (left := timeout - (time.monotonic() - started)) > 0 and not (halt and halt.is_set()):
+            while (left := timeout - (time.monotonic() - started)) > 0 and not (wake and wake.is_set()):
                 chunk = min(left, IDLE_TICK)
                 asked = time.monotonic()
                 responses = self.client.idle_check(timeout=chunk)
-                if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
+                if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT", b"FETCH") for r in responses):
                     return True
                 if not responses and time.monotonic() - asked < chunk * 0.5:
                     return False  # early and empty: idle_done below tells a live link from a dead one
@@ -224,6 +260,7 @@ class ImapSync:
         self._max_bytes = max_bytes
         self.status = SyncStatus()
         self._session: ImapSession | None = None
+        self._modseq: dict[tuple[str, int], int] = {}  # (mailbox, UIDVALIDITY): HIGHESTMODSEQ of the last flag pull
 
     def __repr__(self) -> str:
         return f"ImapSync(account={self.account.name!r})"
@@ -261,12 +298,56 @@ class ImapSync:
 
     async def _sync_mailbox(self, session: ImapSession, mailbox: str, progress: Progress | None = None) -> int:
         uidvalidity, _ = await self._call(session.select, mailbox)
+        await self._push_seen(session, mailbox, uidvalidity)
+        added = await self._fetch_new(session, mailbox, uidvalidity, progress)
+        await self._pull_seen(session, mailbox, uidvalidity)
+        return added
+
+    async def _push_seen(self, session: ImapSession, mailbox: str, uidvalidity: int) -> None:
+        """Store read/unread changes made in the cache on the server (queued while it was down)."""
+        pending = await self._inbox.pending_seen(self.account.name, mailbox)
+        if not pending:
+            return
+        for seen in (True, False):
+            uids = [uid for _, validity, uid, s in pending if validity == uidvalidity and s is seen]
+            if not uids:
+                continue
+            try:
+                await self._call(session.store_seen, uids, seen)
+            except imapclient.exceptions.IMAPClientAbortError:
+                raise  # the connection: reconnect and try again
+            except imapclient.exceptions.IMAPClientError as exc:
+                # The server refused (a read-only mailbox, say): its state stands; retrying would loop.
+                log.warning("IMAP account %s: the server refused to store read state in %s: %s",
+                            self.account.name, mailbox, str(exc)[:200])
+        # Done, refused, or for a message cached under an older UIDVALIDITY (gone from the
+        # server as such): nothing is left to store.
+        await self._inbox.clear_pending_seen([(i, seen) for i, _, _, seen in pending])
+
+    async def _pull_seen(self, session: ImapSession, mailbox: str, uidvalidity: int) -> None:
+        """Mirror the server's \\Seen into the cache (only what changed since the last pull, with CONDSTORE)."""
+        first = await self._inbox.first_uid(self.account.name, mailbox, uidvalidity)
+        if first is None:
+            return
+        key = (mailbox, uidvalidity)
+        modseq = session.highest_modseq
+        if session.condstore and modseq is not None and self._modseq.get(key) == modseq:
+            return  # nothing in the mailbox changed since the last pull
+        flags = await self._call(session.seen_flags, first, self._modseq.get(key))
+        await self._inbox.apply_server_seen(self.account.name, mailbox, uidvalidity, flags)
+        if modseq is not None:
+            self._modseq[key] = modseq
+
+    async def _fetch_new(self, session: ImapSession, mailbox: str, uidvalidity: int,
+                         progress: Progress | None) -> int:
         state = await self._inbox.mailbox_state(self.account.name, mailbox)
         resync = state is not None and state[0] != uidvalidity
         if state is None or resync:
             if resync:
                 log.warning("UIDVALIDITY of %s/%s changed: resyncing", self.account.name, mailbox)
-            uids = await self._call(session.all_uids)
+            days = None if resync else self.account.first_sync_days
+            since = datetime.date.today() - datetime.timedelta(days=days) if days else None
+            uids = await self._call(session.all_uids, since)
             if not resync:
                 uids = uids[-self.account.first_sync_count:]
             last_uid = 0
@@ -298,23 +379,35 @@ class ImapSync:
         return added
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Sync, then wait for mail (IDLE or polling), until stop is set; every fault reconnects."""
-        delay = self.timing.backoff_first
-        halt = threading.Event()  # stop, as the IDLE thread can see it
-        watcher = asyncio.create_task(_mirror(stop, halt))
+        """Sync, then wait for mail (IDLE or polling), until stop is set; every fault reconnects.
+
+        The wait also ends when the cache has read state to store on the server (marked by
+        a reader in this or another process), within IDLE_TICK.
+        """
+        wake = threading.Event()  # stop or work to do, as the IDLE thread can see it
+        watcher = asyncio.create_task(self._watch(stop, wake))
         try:
-            await self._run(stop, halt, delay)
+            await self._run(stop, wake)
         finally:
             watcher.cancel()
         await self.disconnect()
 
-    async def _run(self, stop: asyncio.Event, halt: threading.Event, delay: float) -> None:
+    async def _watch(self, stop: asyncio.Event, wake: threading.Event) -> None:
+        while not stop.is_set():
+            await _sleep_or_stop(stop, IDLE_TICK)
+            with contextlib.suppress(MailgentError):
+                if not stop.is_set() and await self._inbox.has_pending_seen(self.account.name, self.account.mailboxes):
+                    wake.set()
+        wake.set()
+
+    async def _run(self, stop: asyncio.Event, wake: threading.Event) -> None:
+        delay = self.timing.backoff_first
         while not stop.is_set():
             try:
                 await self.sync_once()
                 self.status.last_error = None
                 delay = self.timing.backoff_first
-                await self._wait_for_mail(stop, halt)
+                await self._wait_for_mail(stop, wake)
             except asyncio.CancelledError:
                 raise
             except ImapLoginFailed as exc:
@@ -332,12 +425,17 @@ class ImapSync:
         log.warning("IMAP account %s: %s", self.account.name, message)
         await self.disconnect(graceful=False)
 
-    async def _wait_for_mail(self, stop: asyncio.Event, halt: threading.Event) -> None:
-        """Return when there may be new mail (or at the keepalive); raise on a dead link."""
+    async def _wait_for_mail(self, stop: asyncio.Event, wake: threading.Event) -> None:
+        """Return when there may be new mail or work (or at the keepalive); raise on a dead link."""
+        if not stop.is_set():
+            wake.clear()  # the watcher sets it again within IDLE_TICK while work is left
         session = await self.connect()
         if not session.has_idle:
-            await _sleep_or_stop(stop, self.timing.poll_interval)
-            await self._call(session.noop)
+            deadline = time.monotonic() + self.timing.poll_interval
+            while not wake.is_set() and (left := deadline - time.monotonic()) > 0:
+                await _sleep_or_stop(stop, min(left, IDLE_TICK))
+            if not stop.is_set():
+                await self._call(session.noop)
             return
         # Mail delivered just before IDLE began may not be announced in it: Dovecot's IDLE
         # does a fast sync that skips a Maildir whose new/ changed in the second of its last
@@ -346,9 +444,9 @@ class ImapSync:
         self.status.idling = True
         try:
             settle = min(self.timing.settle, self.timing.keepalive)
-            if not await self._call(session.idle_wait, settle, halt) and not stop.is_set():
+            if not await self._call(session.idle_wait, settle, wake) and not wake.is_set():
                 await self._call(session.noop)
-                await self._call(session.idle_wait, self.timing.keepalive - settle, halt)
+                await self._call(session.idle_wait, self.timing.keepalive - settle, wake)
         finally:
             self.status.idling = False
         if stop.is_set():
@@ -361,8 +459,3 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
     except TimeoutError:
         pass
-
-
-async def _mirror(stop: asyncio.Event, halt: threading.Event) -> None:
-    await stop.wait()
-    halt.set()

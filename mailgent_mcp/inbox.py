@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from mailgent_mcp.config import VAULT_DB, ensure_home
-from mailgent_mcp.errors import InvalidInput
+from mailgent_mcp.errors import ConfigError, InvalidInput
 from mailgent_mcp.parse import ParsedMessage
 from mailgent_mcp.store import Database, MessageQuery, Store
 
@@ -26,6 +27,8 @@ LOCAL_UIDVALIDITY = 1
 MAX_LIMIT = 100
 MAX_LABEL_CHARS = 64
 CHANGE_POLL_S = 0.05  # how often a waiter looks for mail cached by another process
+ENV_RETENTION = "MAILGENT_RETENTION"
+DEFAULT_RETENTION = "30d"
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,10 @@ class Inbox:
                 return True
         return False
 
+    async def synced_at(self) -> dict[str, float]:
+        """Per account, the time of its last completed mailbox sync."""
+        return await self._db.read(Store.synced_at)
+
     async def pollers(self) -> list[dict[str, object]]:
         """Each account's poller lease and status, as recorded by whichever process polls it."""
         return await self._db.read(Store.poller_rows)
@@ -234,18 +241,56 @@ class Inbox:
 
     async def mark(self, ids: Sequence[int], *, seen: bool | None = None, label: str | None = None,
                    present: bool = True) -> None:
-        """Mark messages read/unread, or add/remove a local label."""
+        """Mark messages read/unread, or add/remove a local label.
+
+        Read state of an IMAP message is queued for its account's poller, which stores it on
+        the server (at once when connected, else after it reconnects).
+        """
         if label is not None and (not label or len(label) > MAX_LABEL_CHARS or not label.isprintable()):
             raise InvalidInput(f"A label is 1-{MAX_LABEL_CHARS} printable characters.")
 
         def unit(store: Store) -> None:
             with store.transaction(durable=False):
                 if seen is not None:
-                    store.set_seen(ids, seen)
+                    store.set_seen(ids, seen, LOCAL_ACCOUNT)
                 if label is not None:
                     store.set_label(ids, label, present)
 
         await self._db.run(unit)
+
+    async def pending_seen(self, account: str, mailbox: str) -> list[tuple[int, int, int, bool]]:
+        """Read-state changes of a mailbox waiting for the server: (id, uidvalidity, uid, seen)."""
+        return await self._db.read(Store.pending_seen, account, mailbox)
+
+    async def has_pending_seen(self, account: str, mailboxes: Sequence[str]) -> bool:
+        """Whether the poller of an account has read state to store on the server."""
+        return await self._db.read(Store.has_pending_seen, account, mailboxes)
+
+    async def clear_pending_seen(self, done: Sequence[tuple[int, bool]]) -> None:
+        """Forget queued (id, seen) changes the server has taken."""
+        def unit(store: Store) -> None:
+            with store.transaction(durable=False):
+                store.clear_pending_seen(done)
+
+        await self._db.run(unit)
+
+    async def apply_server_seen(self, account: str, mailbox: str, uidvalidity: int, flags: dict[int, bool]) -> int:
+        """Mirror the server's \\Seen flags {uid: seen} into the cache; the number changed."""
+        if not flags:
+            return 0
+
+        def unit(store: Store) -> int:
+            with store.transaction(durable=False):
+                return store.apply_server_seen(account, mailbox, uidvalidity, flags)
+
+        changed = await self._db.run(unit)
+        if changed:
+            await self._notify()
+        return changed
+
+    async def first_uid(self, account: str, mailbox: str, uidvalidity: int) -> int | None:
+        """The lowest uid cached for a mailbox under a UIDVALIDITY."""
+        return await self._db.read(Store.first_uid, account, mailbox, uidvalidity)
 
     async def purge(self, older_than: float) -> int:
         """Delete messages received more than older_than seconds ago; the number deleted."""
@@ -258,6 +303,27 @@ class Inbox:
                 return store.purge_messages(before)
 
         return await self._db.run(unit)
+
+
+def retention(config: Mapping[str, Any], environ: Mapping[str, str]) -> float | None:
+    """How long cached mail is kept, in seconds (None: kept until purged by hand).
+
+    MAILGENT_RETENTION, else `retention` in config.toml's [inbox] table, else 30 days;
+    "off" (or "never", "0") keeps mail until `mailgent-mcp inbox purge`.
+    """
+    value = environ.get(ENV_RETENTION) or config.get("inbox", {}).get("retention") or DEFAULT_RETENTION
+    if not isinstance(value, str):
+        raise ConfigError("retention in config.toml's [inbox] table must be a string such as \"30d\" or \"off\".")
+    if value.strip().lower() in ("off", "never", "0"):
+        return None
+    try:
+        seconds = parse_age(value)
+    except InvalidInput:
+        raise ConfigError(f"The retention {value[:20]!r} (from {ENV_RETENTION} or config.toml) is not an age; use "
+                          "e.g. 30d, 12h or off.") from None
+    if seconds <= 0:
+        raise ConfigError("The retention must be a positive age such as 30d, or off.")
+    return seconds
 
 
 def parse_age(text: str) -> float:

@@ -39,6 +39,8 @@ def add_parsers(groups: Any) -> None:
     add.add_argument("--insecure-skip-verify", action="store_true",
                      help="do not verify the server's certificate (only for a test server you control)")
     add.add_argument("--first-sync", type=int, default=200, metavar="N", help="newest N messages on the first sync")
+    add.add_argument("--first-sync-days", type=int, metavar="DAYS",
+                     help="on the first sync, only messages of the last DAYS days (and at most N)")
     add.add_argument("--no-check", action="store_true", help="store without trying the login now")
     add.set_defaults(handler=cmd_add)
 
@@ -75,8 +77,9 @@ def add_parsers(groups: Any) -> None:
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_status)
 
-    purge = inbox.add_parser("purge", help="delete cached messages older than an age")
-    purge.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 7d, 12h")
+    purge = inbox.add_parser("purge", help="delete cached messages older than an age (default: the retention)")
+    purge.add_argument("--older-than", metavar="AGE",
+                       help="e.g. 7d, 12h, 0 for all (default: the retention, 30d unless configured)")
     purge.set_defaults(handler=cmd_purge)
 
 
@@ -94,6 +97,8 @@ async def cmd_add(args: argparse.Namespace, out: TextIO, read_secret: Any) -> in
     table = {"host": args.host, "username": args.username, "security": args.security,
              "mailboxes": args.mailbox or ["INBOX"], "first_sync_count": args.first_sync,
              "insecure_skip_verify": args.insecure_skip_verify}
+    if args.first_sync_days is not None:
+        table["first_sync_days"] = args.first_sync_days
     if args.port:
         table["port"] = args.port
     if args.ca:
@@ -248,12 +253,14 @@ async def cmd_status(args: argparse.Namespace, out: TextIO, read_secret: Any) ->
     accounts = load_accounts(home, dict(os.environ))
     async with await Inbox.open(home) as inbox:
         pollers = {str(p["account"]): p for p in await inbox.pollers()}
+        synced = await inbox.synced_at()
         now = time.time()
         rows = []
         for a in accounts:
             p = pollers.get(a.name, {})
             alive = bool(p) and float(str(p.get("expires_at") or 0)) > now
-            last_sync = p.get("last_sync")
+            # The poller's own record, else the last sync of any kind (`inbox sync` included).
+            last_sync = (p.get("last_sync") if alive else None) or synced.get(a.name)
             rows.append({
                 "account": a.name, "polled_by": str(p.get("holder")) if alive else None,
                 "connected": alive and bool(p.get("connected")), "idle": alive and bool(p.get("idling")),
@@ -277,9 +284,18 @@ async def cmd_status(args: argparse.Namespace, out: TextIO, read_secret: Any) ->
 
 
 async def cmd_purge(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
-    from mailgent_mcp.inbox import Inbox, parse_age
+    from mailgent_mcp.config import load_config
+    from mailgent_mcp.inbox import ENV_RETENTION, Inbox, parse_age, retention
 
-    async with await Inbox.open(_home(args)) as inbox:
-        removed = await inbox.purge(parse_age(args.older_than))
-    out.write(f"Purged {removed} cached message(s) older than {args.older_than}.\n")
+    home = _home(args)
+    if args.older_than is not None:
+        age, said = parse_age(args.older_than), args.older_than
+    else:
+        keep = retention(load_config(home), os.environ)
+        if keep is None:
+            raise InvalidInput(f"The retention is off ({ENV_RETENTION} or config.toml); give --older-than AGE.")
+        age, said = keep, f"{keep / 86400:g}d (the retention)"
+    async with await Inbox.open(home) as inbox:
+        removed = await inbox.purge(age)
+    out.write(f"Purged {removed} cached message(s) older than {said}.\n")
     return 0

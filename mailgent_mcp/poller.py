@@ -22,13 +22,15 @@ from pathlib import Path
 from mailgent_mcp.accounts import ENV_ACCOUNT, ENV_IMAP_PASSWORD, load_accounts, password_entry
 from mailgent_mcp.errors import MailgentError
 from mailgent_mcp.imap import ImapAccount, ImapSync, Timing
-from mailgent_mcp.inbox import Inbox
+from mailgent_mcp.config import load_config
+from mailgent_mcp.inbox import Inbox, retention
 from mailgent_mcp.parse import Parser
 from mailgent_mcp.smtp import ENV_SMTP_LISTEN, SmtpInbox, parse_listen
 
 log = logging.getLogger(__name__)
 
 LEASE_TTL_S = 15.0
+PURGE_EVERY_S = 3600.0
 ENV_LEASE_TTL = "MAILGENT_LEASE_TTL"  # seconds; how soon another process takes over a dead poller's account
 
 PasswordLookup = Callable[[ImapAccount], Awaitable[str]]
@@ -60,7 +62,21 @@ class InboxService:
             self.smtp = await SmtpInbox.start(self.inbox, parse_listen(self._smtp_listen), parser=self._parser)
         for account in load_accounts(self._home, self._environ):
             self._tasks.append(asyncio.create_task(self._poll(account), name=f"poller {account.name}"))
+        keep = retention(load_config(self._home), self._environ)
+        if keep is not None:
+            self._tasks.append(asyncio.create_task(self._expire(self.inbox, keep), name="retention"))
         return self.inbox
+
+    async def _expire(self, inbox: Inbox, keep: float) -> None:
+        """Purge mail older than the retention now and every PURGE_EVERY_S (every process may; it is idempotent)."""
+        while not self._stop.is_set():
+            try:
+                removed = await inbox.purge(keep)
+                if removed:
+                    log.info("purged %d cached messages older than the retention", removed)
+            except MailgentError as exc:
+                log.warning("purging old mail: %s", exc)
+            await _wait(self._stop, PURGE_EVERY_S)
 
     async def close(self) -> None:
         """Stop pollers (giving up their leases), the SMTP inbox and the cache."""

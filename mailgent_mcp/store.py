@@ -149,6 +149,12 @@ MIGRATIONS: Sequence[str] = (
         errors     INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # v4: read state written back to IMAP. seen_pending holds a read/unread change made in
+    # the cache until the poller has stored it on the server (NULL: in step with the server).
+    """
+    ALTER TABLE messages ADD COLUMN seen_pending INTEGER;
+    CREATE INDEX messages_seen_pending ON messages (account, mailbox) WHERE seen_pending IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -543,11 +549,55 @@ class Store:
                 "SELECT label FROM message_labels WHERE message = ? ORDER BY label", (row["id"],)).fetchall()]
         return rows
 
-    def set_seen(self, ids: Sequence[int], seen: bool) -> int:
-        """Mark messages read or unread; the number changed."""
-        cur = self._conn.executemany("UPDATE messages SET seen = ? WHERE id = ? AND seen != ?",
-                                     [(1 if seen else 0, i, 1 if seen else 0) for i in ids])
+    def set_seen(self, ids: Sequence[int], seen: bool, local_account: str) -> int:
+        """Mark messages read or unread; the number changed.
+
+        A change to an IMAP message is also queued (seen_pending) for the poller to store on
+        the server; messages of local_account (the SMTP inbox) have no server.
+        """
+        value = 1 if seen else 0
+        cur = self._conn.executemany(
+            "UPDATE messages SET seen = ?, seen_pending = CASE WHEN account = ? THEN NULL ELSE ? END "
+            "WHERE id = ? AND (seen != ? OR seen_pending IS NOT NULL)",
+            [(value, local_account, value, i, value) for i in ids])
         return cur.rowcount
+
+    def pending_seen(self, account: str, mailbox: str | None = None) -> list[tuple[int, int, int, bool]]:
+        """Read-state changes waiting to be stored on the server: (id, uidvalidity, uid, seen)."""
+        sql = "SELECT id, uidvalidity, uid, seen_pending FROM messages WHERE account = ? AND seen_pending IS NOT NULL"
+        params: list[Any] = [account]
+        if mailbox is not None:
+            sql += " AND mailbox = ?"
+            params.append(mailbox)
+        return [(int(r[0]), int(r[1]), int(r[2]), bool(r[3])) for r in self._conn.execute(sql, params).fetchall()]
+
+    def has_pending_seen(self, account: str, mailboxes: Sequence[str]) -> bool:
+        """Whether any of an account's mailboxes has a read-state change to store on the server."""
+        marks = ", ".join("?" for _ in mailboxes)
+        row = self._conn.execute(
+            f"SELECT 1 FROM messages WHERE account = ? AND mailbox IN ({marks}) AND seen_pending IS NOT NULL LIMIT 1",
+            [account, *mailboxes]).fetchall()
+        return bool(row)
+
+    def clear_pending_seen(self, done: Sequence[tuple[int, bool]]) -> None:
+        """Forget queued changes the server now has; one changed again meanwhile stays queued."""
+        self._conn.executemany("UPDATE messages SET seen_pending = NULL WHERE id = ? AND seen_pending = ?",
+                               [(i, 1 if seen else 0) for i, seen in done])
+
+    def apply_server_seen(self, account: str, mailbox: str, uidvalidity: int, flags: dict[int, bool]) -> int:
+        """Take the server's read state for cached messages without a queued change; the number changed."""
+        cur = self._conn.executemany(
+            "UPDATE messages SET seen = ? WHERE account = ? AND mailbox = ? AND uidvalidity = ? AND uid = ? "
+            "AND seen != ? AND seen_pending IS NULL",
+            [(1 if seen else 0, account, mailbox, uidvalidity, uid, 1 if seen else 0) for uid, seen in flags.items()])
+        return cur.rowcount
+
+    def first_uid(self, account: str, mailbox: str, uidvalidity: int) -> int | None:
+        """The lowest uid cached for a mailbox, or None when none is."""
+        row = self._conn.execute(
+            "SELECT min(uid) FROM messages WHERE account = ? AND mailbox = ? AND uidvalidity = ?",
+            (account, mailbox, uidvalidity)).fetchall()
+        return int(row[0][0]) if row and row[0][0] is not None else None
 
     def set_label(self, ids: Sequence[int], label: str, present: bool) -> None:
         """Add or remove a local label."""
@@ -567,6 +617,12 @@ class Store:
         rows = self._conn.execute("SELECT uidvalidity, last_uid FROM mailbox_state WHERE account = ? AND mailbox = ?",
                                   (account, mailbox)).fetchall()
         return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def synced_at(self) -> dict[str, float]:
+        """Per account, when its mailboxes were last synced (by a server's poller or `inbox sync`)."""
+        rows = self._conn.execute(
+            "SELECT account, max(synced_at) FROM mailbox_state WHERE synced_at IS NOT NULL GROUP BY account").fetchall()
+        return {str(r[0]): float(r[1]) for r in rows}
 
     def set_mailbox_state(self, account: str, mailbox: str, uidvalidity: int, last_uid: int, now: float) -> None:
         """Record how far a mailbox is synced."""

@@ -219,3 +219,26 @@ async def test_stopping_a_sync_in_idle_does_not_wait_for_the_keepalive(home: Pat
         stop.set()
         await asyncio.wait_for(task, 20)  # the bound is the keepalive's third, not a speed claim
         assert not sync.status.connected and sync.status.errors == 0
+
+
+@pytest.mark.parametrize(("count", "days", "expected"), [
+    (200, None, ["old", "new 1", "new 2"]),
+    (2, None, ["new 1", "new 2"]),
+    (200, 7, ["new 1", "new 2"]),
+    (1, 7, ["new 2"]),
+])
+async def test_the_first_sync_takes_the_newest_by_count_and_days(home: Path, dovecot: Dovecot, count: int,
+                                                                 days: int | None, expected: list[str]) -> None:
+    import datetime
+
+    client = dovecot.connect()
+    client.append("INBOX", mail("old").encode(), msg_time=datetime.datetime.now() - datetime.timedelta(days=40))
+    client.logout()
+    dovecot.deliver(mail("new 1"))
+    dovecot.deliver(mail("new 2"))
+    acct = account(dovecot, first_sync_count=count, first_sync_days=days)
+    async with syncing(home, acct, dovecot.password) as (inbox, sync):
+        assert await sync.sync_once() == len(expected)
+        assert await subjects_when(inbox, len(expected), timeout=0) == expected
+        dovecot.deliver(mail("later"))
+        assert await sync.sync_once() == 1  # after the first sync, everything new

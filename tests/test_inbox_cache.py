@@ -87,6 +87,29 @@ async def test_read_state_and_local_labels(home: Path) -> None:
             await inbox.mark([b], label="bad\nlabel")
 
 
+async def test_read_state_changes_are_queued_for_the_server_and_the_server_cannot_undo_them(home: Path) -> None:
+    async with await Inbox.open(home) as inbox:
+        a = await inbox.add("acct", "INBOX", 1, 1, parse_message(mail("a@x.test", "me@x.test", "A", "a")))
+        b = await inbox.add("acct", "INBOX", 1, 2, parse_message(mail("b@x.test", "me@x.test", "B", "b")))
+        local = await inbox.add_local(parse_message(mail("c@x.test", "me@x.test", "C", "c")), ["me@x.test"])
+        assert a is not None and b is not None
+        assert await inbox.pending_seen("acct", "INBOX") == []
+        await inbox.mark([a, local], seen=True)
+        assert await inbox.pending_seen("acct", "INBOX") == [(a, 1, 1, True)]
+        assert await inbox.has_pending_seen("acct", ["INBOX"]) and not await inbox.has_pending_seen("acct", ["Other"])
+        assert db_rows(home, "SELECT seen_pending FROM messages WHERE id = ?", (local,)) == [(None,)]  # no server
+        # The server still says unread for both: a's queued change stands, b follows the server.
+        assert await inbox.apply_server_seen("acct", "INBOX", 1, {1: False, 2: True}) == 1
+        assert {m.subject: m.seen for m in await inbox.read(MessageQuery(account="acct"))} == {"A": True, "B": True}
+        await inbox.mark([a], seen=False)  # changed again before the poller stored it: the newest value waits
+        assert await inbox.pending_seen("acct", "INBOX") == [(a, 1, 1, False)]
+        await inbox.clear_pending_seen([(a, True)])  # the poller stored the older value: still queued
+        assert await inbox.pending_seen("acct", "INBOX") == [(a, 1, 1, False)]
+        await inbox.clear_pending_seen([(a, False)])
+        assert await inbox.pending_seen("acct", "INBOX") == []
+        assert await inbox.first_uid("acct", "INBOX", 1) == 1 and await inbox.first_uid("acct", "INBOX", 9) is None
+
+
 async def test_fields_round_trip(home: Path) -> None:
     raw = mail("GitHub <noreply@github.com>", "agent@example.test", "Code", "Your code is 123456",
                "Cc: c@example.test\r\nMessage-ID: <m1@github.com>\r\nAuthentication-Results: mx; dkim=pass\r\n")
@@ -136,6 +159,22 @@ async def test_a_version_1_vault_is_migrated_and_keeps_its_entries(home: Path) -
     assert db_rows(home, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     async with await Inbox.open(home) as inbox:
         assert await inbox.read(MessageQuery()) == []
+
+
+async def test_a_version_3_cache_is_migrated_and_keeps_its_messages(home: Path) -> None:
+    async with await Inbox.open(home) as inbox:
+        kept = await inbox.add("acct", "INBOX", 1, 1, parse_message(mail("a@x.test", "me@x.test", "Kept", "a")))
+    conn = sqlite3.connect(home / "vault.db")
+    conn.execute("DROP INDEX messages_seen_pending")
+    conn.execute("ALTER TABLE messages DROP COLUMN seen_pending")
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+    async with await Inbox.open(home) as inbox:
+        assert [m.id for m in await inbox.read(MessageQuery())] == [kept]
+        await inbox.mark([kept], seen=True)
+        assert await inbox.pending_seen("acct", "INBOX") == [(kept, 1, 1, True)]
+    assert db_rows(home, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
 
 
 def test_migration_statements_keep_trigger_bodies_whole() -> None:

@@ -9,6 +9,7 @@ from mailgent_mcp.accounts import load_accounts
 
 from .conftest import clean_env, db_rows, run_cli
 from .dovecot import Dovecot, dovecot  # noqa: F401 - fixture
+from .test_imap_read_state import server_seen
 from .test_imap_sync import mail
 
 
@@ -51,8 +52,14 @@ def test_sync_read_mark_purge_remove(home: Path, dovecot: Dovecot) -> None:
     text = run_cli(home, "inbox", "read", "--from", "service.example").stdout
     assert "no-reply@service.example" in text and text.count("\n") == 3
 
+    assert run_cli(home, "inbox", "sync").returncode == 0  # stores the mark on the server
+    assert server_seen(dovecot) == {"alpha": False, "beta": True, "gamma": False}
+
     status = run_cli(home, "inbox", "status")
     assert status.returncode == 0 and "work" in status.stdout and "not polled" in status.stdout
+    assert "last sync never" not in status.stdout  # `inbox sync` counts
+    [row] = json.loads(run_cli(home, "inbox", "status", "--json").stdout)
+    assert row["last_sync"] and 0 <= row["lag_seconds"] < 600
 
     purged = run_cli(home, "inbox", "purge", "--older-than", "0s")
     assert purged.returncode == 0 and "Purged 3" in purged.stdout
@@ -68,3 +75,32 @@ def test_bad_input_is_a_clear_error(home: Path) -> None:
     assert "an age" in run_cli(home, "inbox", "purge", "--older-than", "soon").stderr
     env = clean_env(home, MAILGENT_IMAP_URL="http://example.test")
     assert run_cli(home, "inbox", "list", env=env).returncode == 7
+
+
+def _cache_with_ages(home: Path, days_ago: list[float]) -> None:
+    import asyncio
+    import time
+
+    from mailgent_mcp.inbox import Inbox
+    from mailgent_mcp.parse import parse_message
+
+    async def fill() -> None:
+        for n, age in enumerate(days_ago):
+            async with await Inbox.open(home, clock=lambda age=age: time.time() - age * 86400) as inbox:
+                await inbox.add("acct", "INBOX", 1, n + 1, parse_message(mail(f"{age} days").encode()))
+
+    asyncio.run(fill())
+
+
+def test_purge_without_an_age_uses_the_retention(home: Path) -> None:
+    _cache_with_ages(home, [40, 20, 0])
+    purged = run_cli(home, "inbox", "purge")  # the default retention, 30 days
+    assert purged.returncode == 0 and "Purged 1" in purged.stdout and "30d (the retention)" in purged.stdout
+    (home / "config.toml").write_text('[inbox]\nretention = "7d"\n')
+    assert "Purged 1" in run_cli(home, "inbox", "purge").stdout
+    assert db_rows(home, "SELECT subject FROM messages") == [("0 days",)]
+    off = run_cli(home, "inbox", "purge", env=clean_env(home, MAILGENT_RETENTION="off"))
+    assert off.returncode == 2 and "--older-than" in off.stderr
+    bad = run_cli(home, "inbox", "purge", env=clean_env(home, MAILGENT_RETENTION="a while"))
+    assert bad.returncode == 7 and "MAILGENT_RETENTION" in bad.stderr and "30d" in bad.stderr
+    assert db_rows(home, "SELECT subject FROM messages") == [("0 days",)]

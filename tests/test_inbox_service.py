@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mailgent_mcp.accounts import load_accounts, password_entry, remove_account, save_account
+from mailgent_mcp.errors import ConfigError
 from mailgent_mcp.imap import ImapAccount
 from mailgent_mcp.inbox import Inbox
 from mailgent_mcp.parse import parse_message
@@ -39,7 +40,7 @@ def test_accounts_round_trip_through_config_toml_keeping_comments(home: Path) ->
     home.mkdir(mode=0o700)
     (home / "config.toml").write_text("# my settings\n[vault]\ndefault_entry = \"github\"\n")
     account = ImapAccount(name="work", host="imap.example.test", port=993, username="agent@example.test",
-                          mailboxes=("INBOX", "Verify"), ca_file="/etc/ca.pem")
+                          mailboxes=("INBOX", "Verify"), ca_file="/etc/ca.pem", first_sync_days=14)
     save_account(home, account)
     assert load_accounts(home, {}) == [account]
     text = (home / "config.toml").read_text()
@@ -50,6 +51,14 @@ def test_accounts_round_trip_through_config_toml_keeping_comments(home: Path) ->
     assert (from_env.name, from_env.username, from_env.host, from_env.port, from_env.security, from_env.mailboxes,
             from_env.ca_file) == ("env", "bot@example.test", "mail.example.test", 993, "tls", ("Codes",), "/ca")
     assert remove_account(home, "work") and load_accounts(home, {}) == []
+
+
+@pytest.mark.parametrize("setting", ["first_sync_days = 0", "first_sync_count = -5", "first_sync_days = \"soon\""])
+def test_a_nonsense_first_sync_setting_is_a_clear_error(home: Path, setting: str) -> None:
+    home.mkdir(mode=0o700)
+    (home / "config.toml").write_text(f'[accounts.work]\nhost = "h"\nusername = "u"\n{setting}\n')
+    with pytest.raises(ConfigError, match="first_sync_(days|count)|invalid literal"):
+        load_accounts(home, {})
 
 
 def _serve(home: Path, ttl: str) -> subprocess.Popen[bytes]:
@@ -114,3 +123,32 @@ async def test_one_poller_across_processes_and_takeover_when_it_dies(home: Path,
                 proc.kill()
     for log_file in home.parent.glob("serve-*.log"):
         assert "Traceback" not in log_file.read_text(), log_file.read_text()[-3000:]
+
+
+async def test_the_service_purges_mail_past_the_retention(home: Path) -> None:
+    from mailgent_mcp.poller import InboxService
+
+    async with await Inbox.open(home, clock=lambda: time.time() - 3 * 86400) as inbox:
+        await inbox.add("acct", "INBOX", 1, 1, parse_message(mail("old").encode()))
+    async with await Inbox.open(home) as inbox:
+        await inbox.add("acct", "INBOX", 1, 2, parse_message(mail("new").encode()))
+
+    async def no_password(account: ImapAccount) -> str:
+        raise AssertionError("no account is configured")
+
+    service = InboxService(home, {"MAILGENT_RETENTION": "2d"}, no_password)
+    inbox = await service.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(await inbox.read(MessageQuery())) != 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert [m.subject for m in await inbox.read(MessageQuery())] == ["new"]
+    finally:
+        await service.close()
+    async with await Inbox.open(home, clock=lambda: time.time() - 3 * 86400) as inbox:
+        await inbox.add("acct", "INBOX", 1, 3, parse_message(mail("old, kept").encode()))
+    kept = InboxService(home, {"MAILGENT_RETENTION": "off"}, no_password)
+    await kept.start()
+    await asyncio.sleep(0.2)  # time enough for a purge task, were there one
+    await kept.close()
+    assert sorted(db_rows(home, "SELECT subject FROM messages")) == [("new",), ("old, kept",)]
