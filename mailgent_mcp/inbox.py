@@ -12,7 +12,8 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,10 @@ class CachedMessage:
     problem: str | None
     seen: bool
     labels: list[str]
+    extracted_text: str = ""
+    codes: list[Any] = field(default_factory=list)
+    links: list[Any] = field(default_factory=list)
+    auth: Any = None
 
     @classmethod
     def from_row(cls, row: dict[str, object]) -> CachedMessage:
@@ -292,6 +297,24 @@ class Inbox:
         """The lowest uid cached for a mailbox under a UIDVALIDITY."""
         return await self._db.read(Store.first_uid, account, mailbox, uidvalidity)
 
+    async def existing(self, ids: Sequence[int]) -> set[int]:
+        """Which of these message ids are cached."""
+        return await self._db.read(Store.existing, ids)
+
+    async def handed_out(self, ids: Sequence[int]) -> set[tuple[int, str]]:
+        """(message, item) pairs already handed out by inbox_wait, among ids."""
+        return await self._db.read(Store.handed_out, ids)
+
+    async def hand_out(self, message: int, items: Sequence[str]) -> None:
+        """Record that items (codes, links) of a message were handed out."""
+        now = self._clock()
+
+        def unit(store: Store) -> None:
+            with store.transaction(durable=False):
+                store.hand_out(message, items, now)
+
+        await self._db.run(unit)
+
     async def purge(self, older_than: float) -> int:
         """Delete messages received more than older_than seconds ago; the number deleted."""
         if older_than < 0:
@@ -324,6 +347,19 @@ def retention(config: Mapping[str, Any], environ: Mapping[str, str]) -> float | 
     if seconds <= 0:
         raise ConfigError("The retention must be a positive age such as 30d, or off.")
     return seconds
+
+
+def parse_since(text: str, now: float) -> float:
+    """A moment: an age back from now ("10m", "2d") or an ISO 8601 time (UTC when it has no zone)."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return now - parse_age(text)
+        except InvalidInput:
+            raise InvalidInput(f"{text[:40]!r} is neither an age (10m, 2d) nor an ISO time "
+                               "(2026-01-31T12:00:00Z).") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def parse_age(text: str) -> float:

@@ -8,7 +8,6 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -205,15 +204,9 @@ def _progress_bar(name: str, err: TextIO) -> Any:
 
 def _since(text: str | None) -> float | None:
     """--since: an age (10m, 2d) back from now, or an ISO time (UTC when it has no zone)."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        from mailgent_mcp.inbox import parse_age
+    from mailgent_mcp.inbox import parse_since
 
-        return time.time() - parse_age(text)
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    return parse_since(text, time.time()) if text else None
 
 
 async def cmd_read(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:

@@ -155,6 +155,15 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE messages ADD COLUMN seen_pending INTEGER;
     CREATE INDEX messages_seen_pending ON messages (account, mailbox) WHERE seen_pending IS NOT NULL;
     """,
+    # v5: codes and links inbox_wait has handed out, so a retry with unused_only gets fresh mail.
+    """
+    CREATE TABLE handed_out (
+        message INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        item    TEXT NOT NULL,
+        at      REAL NOT NULL,
+        PRIMARY KEY (message, item)
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -607,6 +616,27 @@ class Store:
         else:
             self._conn.executemany("DELETE FROM message_labels WHERE message = ? AND label = ?",
                                    [(i, label) for i in ids])
+
+    def existing(self, ids: Sequence[int]) -> set[int]:
+        """Which of these message ids are cached."""
+        if not ids:
+            return set()
+        marks = ", ".join("?" for _ in ids)
+        return {int(r[0]) for r in self._conn.execute(f"SELECT id FROM messages WHERE id IN ({marks})",
+                                                       list(ids)).fetchall()}
+
+    def handed_out(self, ids: Sequence[int]) -> set[tuple[int, str]]:
+        """Which (message, item) pairs inbox_wait has handed out, among these messages."""
+        if not ids:
+            return set()
+        marks = ", ".join("?" for _ in ids)
+        rows = self._conn.execute(f"SELECT message, item FROM handed_out WHERE message IN ({marks})", list(ids))
+        return {(int(r[0]), str(r[1])) for r in rows.fetchall()}
+
+    def hand_out(self, message: int, items: Sequence[str], now: float) -> None:
+        """Record codes or links as handed out."""
+        self._conn.executemany("INSERT OR IGNORE INTO handed_out (message, item, at) VALUES (?, ?, ?)",
+                               [(message, item, now) for item in items])
 
     def purge_messages(self, before: float) -> int:
         """Delete messages received before a time; the number deleted."""

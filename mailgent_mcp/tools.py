@@ -36,6 +36,11 @@ TOOL_NAMES: dict[str, str] = {
     "vault_totp": "vault.totp",
     "vault_list": "vault.list",
     "vault_delete": "vault.delete",
+    "inbox_read": "inbox.read",
+    "inbox_wait": "inbox.wait",
+    "inbox_mark": "inbox.mark",
+    "inbox_accounts": "inbox.accounts",
+    "inbox_address": "inbox.address",
 }
 
 INTERNAL_ERROR = "internal error; the server's log (stderr) has the details. Try again, or report it."

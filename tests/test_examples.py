@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from mcp import Client, StdioServerParameters
 
-from .conftest import SEED_RFC, clean_env, run_cli
+from .conftest import ALL_TOOLS, SEED_RFC, clean_env, run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 CONSOLE_SCRIPT = shutil.which("mailgent-mcp", path=str(Path(sys.executable).parent))
-EXPECTED_TOOLS = {"vault_put", "vault_get", "vault_totp", "vault_list", "vault_delete"}
+EXPECTED_TOOLS = set(ALL_TOOLS)
 
 
 def run_example(home: Path, name: str) -> subprocess.CompletedProcess[str]:

@@ -149,7 +149,8 @@ async def test_a_version_1_vault_is_migrated_and_keeps_its_entries(home: Path) -
         await vault.put("kept", {"password": "p"})
     # Take the file back to schema 1, as a vault made before the cache existed.
     conn = sqlite3.connect(home / "vault.db")
-    for table in ("messages_fts", "message_recipients", "message_labels", "messages", "mailbox_state", "pollers"):
+    for table in ("messages_fts", "message_recipients", "message_labels", "handed_out", "messages", "mailbox_state",
+                  "pollers"):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
@@ -165,6 +166,7 @@ async def test_a_version_3_cache_is_migrated_and_keeps_its_messages(home: Path) 
     async with await Inbox.open(home) as inbox:
         kept = await inbox.add("acct", "INBOX", 1, 1, parse_message(mail("a@x.test", "me@x.test", "Kept", "a")))
     conn = sqlite3.connect(home / "vault.db")
+    conn.execute("DROP TABLE handed_out")
     conn.execute("DROP INDEX messages_seen_pending")
     conn.execute("ALTER TABLE messages DROP COLUMN seen_pending")
     conn.execute("PRAGMA user_version = 3")

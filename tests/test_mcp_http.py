@@ -40,11 +40,11 @@ from mcp_types.version import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
 from mailgent_mcp import otp
 from mailgent_mcp.tokens import MIN_TOKEN_CHARS, TOKEN_FILE
 
-from .conftest import clean_env, run_cli
+from .conftest import ALL_TOOLS, clean_env, run_cli
 from .helpers.http_server import ServerProcess, start_all
 
 TRANSPORTS = ("http", "sse")
-TOOL_NAMES = {"vault_put", "vault_get", "vault_totp", "vault_list", "vault_delete"}
+TOOL_NAMES = set(ALL_TOOLS)
 SEED = "JBSWY3DPEHPK3PXP"
 SEED_HEX = otp.decode_base32(SEED).hex()
 URI = f"otpauth://totp/Example:alice@google.com?secret={SEED}&issuer=Example"

@@ -19,7 +19,7 @@ import pytest
 
 from mailgent_mcp import otp
 
-from .conftest import SEED_RFC, clean_env, run_cli
+from .conftest import ALL_TOOLS, SEED_RFC, clean_env, run_cli
 
 INSPECTOR = Path(__file__).parent / "inspector" / "node_modules" / ".bin" / "mcp-inspector"
 
@@ -48,7 +48,7 @@ def inspector(home: Path, *args: str, env_extra: dict[str, str] | None = None) -
 def test_inspector_lists_the_vault_tools(home: Path) -> None:
     listing = inspector(home, "--method", "tools/list")
     tools = {t["name"]: t for t in listing["tools"]}  # type: ignore[union-attr, index]
-    assert set(tools) == {"vault_put", "vault_get", "vault_totp", "vault_list", "vault_delete"}
+    assert set(tools) == set(ALL_TOOLS)
     assert tools["vault_get"]["annotations"]["readOnlyHint"] is True  # type: ignore[index]
     assert tools["vault_delete"]["annotations"]["destructiveHint"] is True  # type: ignore[index]
     assert "outputSchema" in tools["vault_totp"]
@@ -75,4 +75,4 @@ def test_inspector_sees_a_clear_error_for_a_missing_entry(home: Path) -> None:
 def test_inspector_with_dotted_tool_names(home: Path) -> None:
     listing = inspector(home, "--method", "tools/list", env_extra={"MAILGENT_TOOL_NAMES": "dotted"})
     assert {t["name"] for t in listing["tools"]} == {  # type: ignore[union-attr, index]
-        "vault.put", "vault.get", "vault.totp", "vault.list", "vault.delete"}
+        n.replace("_", ".") for n in ALL_TOOLS}

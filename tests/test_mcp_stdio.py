@@ -16,7 +16,7 @@ from mcp import Client, StdioServerParameters
 from mailgent_mcp import otp
 from mailgent_mcp.vault import Vault
 
-from .conftest import SEED_RFC, clean_env, error_text, ok, run_cli
+from .conftest import ALL_TOOLS, SEED_RFC, clean_env, error_text, ok, run_cli
 
 MODES = ["legacy", "auto"]
 
@@ -36,8 +36,7 @@ async def stdio_client(home: Path, mode: str, **env: str) -> AsyncIterator[Clien
 @pytest.mark.parametrize("mode", MODES)
 async def test_every_tool_succeeds_and_fails_cleanly_over_stdio(home: Path, mode: str) -> None:
     async with stdio_client(home, mode) as c:
-        assert [t.name for t in (await c.list_tools()).tools] == [
-            "vault_put", "vault_get", "vault_totp", "vault_list", "vault_delete"]
+        assert [t.name for t in (await c.list_tools()).tools] == ALL_TOOLS
         # vault_put
         put = ok(await c.call_tool("vault_put", {"name": "svc", "data": {"username": "u", "password": "p",
                                                                           "secret": SEED_RFC}}))
@@ -65,8 +64,7 @@ async def test_every_tool_succeeds_and_fails_cleanly_over_stdio(home: Path, mode
 @pytest.mark.parametrize("mode", MODES)
 async def test_settings_from_the_environment(home: Path, mode: str) -> None:
     async with stdio_client(home, mode, MAILGENT_TOOL_NAMES="dotted", MAILGENT_DEFAULT_ENTRY="main") as c:
-        assert {t.name for t in (await c.list_tools()).tools} == {
-            "vault.put", "vault.get", "vault.totp", "vault.list", "vault.delete"}
+        assert {t.name for t in (await c.list_tools()).tools} == {n.replace("_", ".") for n in ALL_TOOLS}
         ok(await c.call_tool("vault.put", {"name": "main", "data": {"secret": SEED_RFC}}))
         assert ok(await c.call_tool("vault.totp", {}))["name"] == "main"
 

@@ -17,10 +17,10 @@ from mailgent_mcp.server import MailgentServer, build_server
 from mailgent_mcp.tools import INTERNAL_ERROR, VaultProvider
 from mailgent_mcp.vault import Vault
 
-from .conftest import SEED_80, SEED_RFC, error_text, ok
+from .conftest import ALL_TOOLS, SEED_80, SEED_RFC, error_text, ok
 
 URI = "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example"
-UNDERSCORE = ["vault_put", "vault_get", "vault_totp", "vault_list", "vault_delete"]
+UNDERSCORE = ALL_TOOLS
 MODES = ["legacy", "auto"]  # the 2025-11-25 initialize handshake, and the 2026-07-28 stateless era
 
 
@@ -192,7 +192,7 @@ async def test_locked_vault_is_a_tool_error_not_a_dead_server(home: Path, mode: 
     server, provider = make_server(home, {"MAILGENT_PASSPHRASE": "wrong"})
     try:
         async with Client(server, mode=mode) as c:
-            assert len((await c.list_tools()).tools) == 5
+            assert len((await c.list_tools()).tools) == len(ALL_TOOLS)
             text = error_text(await c.call_tool("vault_totp", {"name": "svc"}))
             assert "Vault locked" in text and "MAILGENT_PASSPHRASE" in text
     finally:
