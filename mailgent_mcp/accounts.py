@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 import tomlkit
 
-from mailgent_mcp.config import CONFIG_FILE, load_config
+from mailgent_mcp.config import CONFIG_FILE, ensure_home, load_config
 from mailgent_mcp.errors import ConfigError, InvalidInput
 from mailgent_mcp.imap import ImapAccount, Security
 
@@ -148,7 +148,7 @@ def _read_document(home: Path) -> tomlkit.TOMLDocument:
 
 def _write_document(home: Path, document: tomlkit.TOMLDocument) -> None:
     """Write config.toml atomically (a temporary file renamed over it), mode 0600."""
-    path = home / CONFIG_FILE
+    path = ensure_home(home) / CONFIG_FILE
     tmp = path.with_name(f".{CONFIG_FILE}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:

@@ -355,8 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_inbox_parsers(groups)
 
-    demo = groups.add_parser("demo", help="an agent signs up, enrols 2FA and logs in through MCP, in a temp folder")
-    demo.add_argument("--keep", action="store_true", help="keep the demo's data folder")
+    demo = groups.add_parser("demo", help=(
+        "an agent signs up on a local sample service, verifies its address from the mail, enrols 2FA and logs in, "
+        "through MCP only, in a temp folder"))
+    demo.add_argument("--keep", action="store_true",
+                      help="keep the data folder and the sample service running (until Ctrl-C) to try the tools")
 
     audit = groups.add_parser("audit", help="the vault's audit log").add_subparsers(dest="cmd", required=True)
     tail = audit.add_parser("tail", help="show the newest audit rows")

@@ -153,18 +153,50 @@ def test_import_google_authenticator_export(home: Path) -> None:
 
 def test_demo_logs_in_through_mcp(home: Path) -> None:
     out = _ok(home, "demo")
-    assert "MCP server up over stdio: vault_put, vault_get, vault_totp, vault_list, vault_delete" in out
-    assert re.search(r"vault_totp: code \d{6}, \d+ s left", out)
-    assert "logged in: password and TOTP accepted" in out
+    assert re.search(r"MCP server up over stdio, SMTP inbox on 127\.0\.0\.1:\d+; tools: vault_put, .*inbox_wait", out)
+    assert re.search(r"inbox_address gave agent\+signup-[0-9a-f]{6}@mailgent\.localhost", out)
+    assert re.search(r"inbox_wait returned the mail after [\d.]+ s: code \d{6} \(from the body", out)
+    assert "address verified" in out and "2FA on: confirmed with code" in out
+    assert re.search(r"logged in with password and TOTP \d{6} \(\d+ s left\)", out)
     assert "by mcp:mailgent-demo; chain intact" in out
     folder = Path(re.search(r"data folder: (\S+)", out).group(1))  # type: ignore[union-attr]
     assert not folder.exists() and "kept" not in out  # the throw-away folder is removed
 
 
-def test_demo_keep_leaves_the_folder(tmp_path: Path) -> None:
-    out = _ok(tmp_path / "unused", "--home", str(tmp_path / "demo"), "demo")
-    assert f"data folder kept: {tmp_path / 'demo'}" in out
-    assert (tmp_path / "demo" / "vault.db").exists() and (tmp_path / "demo" / "master.key").exists()
+def test_demo_keep_leaves_the_folder_and_the_service_up_until_ctrl_c(tmp_path: Path) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    folder = tmp_path / "demo"
+    proc = subprocess.Popen([sys.executable, "-m", "mailgent_mcp", "--home", str(folder), "demo", "--keep"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=clean_env(tmp_path / "unused"))
+    try:
+        lines = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        out = "".join(lines)
+        assert "logged in with password and TOTP" in out, out + (proc.stderr.read() if proc.poll() else "")
+        url = re.search(r"sample service stays up at (http://\S+);", out).group(1)  # type: ignore[union-attr]
+        assert f"MAILGENT_HOME={folder} MAILGENT_SMTP_LISTEN=127.0.0.1:" in out
+        request = urllib.request.Request(f"{url}/login", data=json.dumps({"email": "x@y.z"}).encode(), method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)  # noqa: S310 - the demo's local service
+        assert refused.value.code == 401  # up and answering
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and f"data folder kept: {folder}" in rest
+    assert (folder / "vault.db").exists() and (folder / "master.key").exists()
 
 
 def test_module_and_console_script_agree(home: Path) -> None:

@@ -33,11 +33,12 @@ def test_vault_api_example_runs(home: Path) -> None:
     assert "weak=True" in result.stdout and "'secret'" not in result.stdout.split("data keys")[1]
 
 
-def test_agent_login_example_logs_in_through_mcp(home: Path) -> None:
+def test_agent_login_example_signs_up_verifies_and_logs_in_through_mcp(home: Path) -> None:
     result = run_example(home, "agent_login.py")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "logged in"
-    assert re.search(r"code \d{6} \((\d+) s left\)", result.stdout)
+    assert re.search(r"inbox_wait returned the mail after [\d.]+ s: code \d{6}", result.stdout)
+    assert re.search(r"logged in with password and TOTP \d{6} \((\d+) s left\)", result.stdout)
 
 
 def server_entry(config: dict[str, Any]) -> dict[str, Any]:
