@@ -93,6 +93,18 @@ def _row(account: str, mailbox: str, uidvalidity: int, uid: int, parsed: ParsedM
     }
 
 
+@dataclass(frozen=True)
+class AccountStatus:
+    """An account's poller as the cache records it."""
+
+    polled_by: str | None  # the holder of a live lease: host:pid:token
+    connected: bool
+    idle: bool
+    last_sync: float | None
+    errors: int
+    last_error: str | None
+
+
 class Inbox:
     """The cache in one data folder. Open with `await Inbox.open(home)`; close when done."""
 
@@ -200,6 +212,23 @@ class Inbox:
             if await self._db.read(Store.data_version) != version:
                 return True
         return False
+
+    async def account_status(self, names: Sequence[str]) -> dict[str, AccountStatus]:
+        """Each named account's poller (if a live process holds its lease) and last sync of any kind."""
+        pollers = {str(p["account"]): p for p in await self.pollers()}
+        synced = await self.synced_at()
+        now = self._clock()
+        status = {}
+        for name in names:
+            p = pollers.get(name, {})
+            alive = bool(p) and float(str(p.get("expires_at") or 0)) > now
+            # The poller's own record, else the last sync of any kind (`inbox sync` included).
+            last = (p.get("last_sync") if alive else None) or synced.get(name)
+            status[name] = AccountStatus(
+                polled_by=str(p.get("holder")) if alive else None, connected=alive and bool(p.get("connected")),
+                idle=alive and bool(p.get("idling")), last_sync=float(str(last)) if last else None,
+                errors=int(str(p.get("errors") or 0)), last_error=str(p["last_error"]) if p.get("last_error") else None)
+        return status
 
     async def synced_at(self) -> dict[str, float]:
         """Per account, the time of its last completed mailbox sync."""

@@ -245,22 +245,15 @@ async def cmd_status(args: argparse.Namespace, out: TextIO, read_secret: Any) ->
     home = _home(args)
     accounts = load_accounts(home, dict(os.environ))
     async with await Inbox.open(home) as inbox:
-        pollers = {str(p["account"]): p for p in await inbox.pollers()}
-        synced = await inbox.synced_at()
+        status = await inbox.account_status([a.name for a in accounts])
         now = time.time()
-        rows = []
-        for a in accounts:
-            p = pollers.get(a.name, {})
-            alive = bool(p) and float(str(p.get("expires_at") or 0)) > now
-            # The poller's own record, else the last sync of any kind (`inbox sync` included).
-            last_sync = (p.get("last_sync") if alive else None) or synced.get(a.name)
-            rows.append({
-                "account": a.name, "polled_by": str(p.get("holder")) if alive else None,
-                "connected": alive and bool(p.get("connected")), "idle": alive and bool(p.get("idling")),
-                "last_sync": iso(float(str(last_sync))) if last_sync else None,
-                "lag_seconds": round(now - float(str(last_sync)), 1) if last_sync else None,
-                "errors": int(str(p.get("errors") or 0)), "last_error": p.get("last_error"),
-            })
+        rows = [{
+            "account": a.name, "polled_by": status[a.name].polled_by, "connected": status[a.name].connected,
+            "idle": status[a.name].idle,
+            "last_sync": iso(status[a.name].last_sync) if status[a.name].last_sync else None,
+            "lag_seconds": round(now - status[a.name].last_sync, 1) if status[a.name].last_sync else None,
+            "errors": status[a.name].errors, "last_error": status[a.name].last_error,
+        } for a in accounts]
     if args.json:
         out.write(json.dumps(rows, indent=2) + "\n")
         return 0

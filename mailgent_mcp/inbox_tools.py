@@ -463,20 +463,16 @@ async def account_states(provider: InboxProvider) -> list[AccountState]:
     from mailgent_mcp.inbox import LOCAL_ACCOUNT
 
     inbox = await provider.get()
-    pollers = {str(p["account"]): p for p in await inbox.pollers()}
-    synced = await inbox.synced_at()
-    now = time.time()
+    accounts = load_accounts(provider.home, provider.environ)
+    status = await inbox.account_status([a.name for a in accounts])
     states = []
-    for a in load_accounts(provider.home, provider.environ):
-        p = pollers.get(a.name, {})
-        alive = bool(p) and float(str(p.get("expires_at") or 0)) > now
-        last = (p.get("last_sync") if alive else None) or synced.get(a.name)
+    for a in accounts:
+        st = status[a.name]
         address = a.username if "@" in a.username else None
         states.append(AccountState(
             name=a.name, kind="imap", address=address, plus_addressing=address is not None, host=a.host,
-            mailboxes=list(a.mailboxes), polled=alive, connected=alive and bool(p.get("connected")),
-            idle=alive and bool(p.get("idling")), last_sync=iso(float(str(last))) if last else None,
-            errors=int(str(p.get("errors") or 0)), last_error=str(p["last_error"]) if p.get("last_error") else None))
+            mailboxes=list(a.mailboxes), polled=st.polled_by is not None, connected=st.connected, idle=st.idle,
+            last_sync=iso(st.last_sync) if st.last_sync else None, errors=st.errors, last_error=st.last_error))
     smtp = provider.smtp_listen or provider.environ.get("MAILGENT_SMTP_LISTEN") or None
     if smtp:
         states.append(AccountState(name=LOCAL_ACCOUNT, kind="smtp", address=f"agent@{LOCAL_DOMAIN}",
