@@ -87,9 +87,10 @@ async def sign_up_and_log_in(client: Client, service: str, step: Step, entry: st
     status, enrol = await asyncio.to_thread(post, service, "/2fa/enrol", email=address, password=password)
     if status != 200:
         raise FlowError(f"2FA enrolment failed (HTTP {status})")
+    step(f"2FA enrolment: the service shows an otpauth:// URI and its QR code ({len(enrol['qr_svg'])}-byte SVG)")
     stored = await call(client, "vault_put", name=entry, data={"secret": enrol["otpauth_uri"]})
     totp = stored["totp"]
-    step(f"2FA enrolment: the otpauth:// URI's seed is sealed in the vault ({totp['algorithm']}, "
+    step(f"vault_put: the URI's seed is sealed in the vault ({totp['algorithm']}, "
          f"{totp['digits']} digits, {totp['period']} s) and never leaves it")
     confirm = await call(client, "vault_totp", name=entry, min_remaining=3)
     status, _ = await asyncio.to_thread(post, service, "/2fa/confirm", email=address, code=confirm["code"])

@@ -5,7 +5,9 @@ call runs in a worker thread. Progress is the (UIDVALIDITY, last UID) per mailbo
 recorded after each stored batch, so a crash or reconnect fetches again at most one
 batch, which the cache's (account, mailbox, uidvalidity, uid) key refuses to store
 twice. A UIDVALIDITY change rebinds cached messages by Message-ID instead of caching
-them again.
+them again. Read state goes both ways: each sync first stores on the server the \\Seen
+changes queued in the cache, then mirrors the server's \\Seen into it (with CONDSTORE,
+only what changed since the last sync); a flag change announced in IDLE starts a sync.
 """
 
 from __future__ import annotations

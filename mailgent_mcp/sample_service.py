@@ -2,7 +2,7 @@
 
     POST /signup      {email, password}        -> mails a 6-digit code to email over SMTP
     POST /verify      {email, code}            -> the address is verified
-    POST /2fa/enrol   {email, password}        -> {otpauth_uri}: the seed a QR code would show
+    POST /2fa/enrol   {email, password}        -> {otpauth_uri, qr_svg}: the seed, and its QR code
     POST /2fa/confirm {email, code}            -> 2FA on, once a TOTP code checks out
     POST /login       {email, password, totp}  -> {logged_in: true}, or 401
 
@@ -26,6 +26,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote
+
+import segno
 
 from mailgent_mcp import otp
 
@@ -171,7 +173,8 @@ class SampleService:
             return (HTTPStatus.OK, {"verified": True}) if ok else (HTTPStatus.BAD_REQUEST, {"error": "wrong code"})
         if path == "/2fa/enrol":
             try:
-                return HTTPStatus.OK, {"otpauth_uri": self.enrol(email, password)}
+                uri = self.enrol(email, password)
+                return HTTPStatus.OK, {"otpauth_uri": uri, "qr_svg": segno.make(uri, error="m").svg_inline()}
             except PermissionError as exc:
                 return HTTPStatus.FORBIDDEN, {"error": str(exc)}
         if path == "/2fa/confirm":

@@ -254,3 +254,29 @@ async def test_the_sample_service_checks_codes_passwords_and_totp(home: Path) ->
             assert not service.login("a@x.test", "wrong-password", good)
         finally:
             await smtp.close()
+
+
+async def test_require_code_and_unused_only_give_the_fresh_code_after_a_resend(home: Path) -> None:
+    async with smtp_server(home) as (client, port):
+        await asyncio.to_thread(send, port, "agent@mailgent.localhost", "Welcome aboard",
+                                "Thanks for joining. Your account is ready.")
+        await asyncio.to_thread(send, port, "agent@mailgent.localhost", "Your verification code",
+                                "Your verification code is 111111.")
+        first = ok(await client.call_tool("inbox_wait", {"since": "5m", "require_code": True, "timeout": 10}))
+        assert [c["code"] for c in first["message"]["codes"]][:1] == ["111111"]
+        # The same call again: without unused_only the same mail comes back at once ...
+        again = ok(await client.call_tool("inbox_wait", {"since": "5m", "require_code": True, "timeout": 10}))
+        assert again["message"]["id"] == first["message"]["id"]
+        # ... with it, the handed-out code is skipped and the wait lasts until the resent mail.
+        waiting = asyncio.create_task(client.call_tool(
+            "inbox_wait", {"since": "5m", "require_code": True, "unused_only": True, "timeout": 30}))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()
+        await asyncio.to_thread(send, port, "agent@mailgent.localhost", "Your verification code",
+                                "Your new verification code is 222222.")
+        fresh = ok(await waiting)
+        assert fresh["message"]["codes"][0]["code"] == "222222"
+        # A mail without a code never satisfies require_code.
+        none = ok(await client.call_tool("inbox_wait", {"subject": "Welcome", "since": "5m", "require_code": True,
+                                                        "timeout": 1}))
+        assert none["timed_out"] is True
