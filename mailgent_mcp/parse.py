@@ -149,7 +149,7 @@ def parse_message(raw: bytes, trust_auth_results: bool = True) -> ParsedMessage:
     try:
         extraction = extract_input(inp)
     except Exception as exc:  # noqa: BLE001 - a fault in extraction must not lose the message
-        log.warning("extraction failed on message %s (%s)", parsed.message_id, type(exc).__name__)
+        log.warning("extraction failed on a message (%s); cached without it", type(exc).__name__)
         return parsed
     return dataclasses.replace(parsed, extraction=extraction)
 
