@@ -2,6 +2,8 @@
 
 Sources (the embedded SMTP inbox now; IMAP accounts) add parsed messages; readers query
 them newest first by account, sender, recipient, subject, label, full text and time.
+Beside each message the cache keeps what extract.py found in it (extractedText, codes,
+links, sender auth), and `reindex` re-runs extraction when the extractor improves.
 Cached bodies hold one-time codes and magic links: they live in vault.db inside the 0700
 data folder, and `purge` removes old ones.
 """
@@ -15,12 +17,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mailgent_mcp.config import VAULT_DB, ensure_home
 from mailgent_mcp.errors import ConfigError, InvalidInput
 from mailgent_mcp.parse import ParsedMessage
 from mailgent_mcp.store import Database, MessageQuery, Store
+
+if TYPE_CHECKING:
+    from mailgent_mcp.parse import Parser
 
 LOCAL_ACCOUNT = "local"  # the embedded SMTP inbox
 LOCAL_MAILBOX = "INBOX"
@@ -56,13 +61,14 @@ class CachedMessage:
     seen: bool
     labels: list[str]
     extracted_text: str = ""
-    codes: list[Any] = field(default_factory=list)
-    links: list[Any] = field(default_factory=list)
-    auth: Any = None
+    codes: list[dict[str, Any]] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)
+    auth: dict[str, Any] | None = None  # None: not extracted yet (run `inbox reindex`)
 
     @classmethod
     def from_row(cls, row: dict[str, object]) -> CachedMessage:
         """From a store row."""
+        extraction = json.loads(str(row["extraction"])) if row.get("extraction") else {}
         return cls(
             id=int(str(row["id"])), account=str(row["account"]), mailbox=str(row["mailbox"]),
             message_id=_opt(row["message_id"]), from_addr=_opt(row["from_addr"]), from_name=_opt(row["from_name"]),
@@ -72,6 +78,8 @@ class CachedMessage:
             attachments=json.loads(str(row["attachments"])), auth_results=json.loads(str(row["auth_results"])),
             raw_size=int(str(row["raw_size"])), problem=_opt(row["problem"]), seen=bool(row["seen"]),
             labels=list(row["labels"]) if isinstance(row["labels"], list) else [],
+            extracted_text=str(extraction.get("extractedText", "")), codes=list(extraction.get("codes", [])),
+            links=list(extraction.get("links", [])), auth=extraction.get("auth"),
         )
 
 
@@ -90,6 +98,8 @@ def _row(account: str, mailbox: str, uidvalidity: int, uid: int, parsed: ParsedM
         "attachments": json.dumps([asdict(a) for a in parsed.attachments]),
         "auth_results": json.dumps(list(parsed.auth_results)), "raw_size": parsed.raw_size,
         "problem": parsed.problem, "seen": 1 if seen else 0,
+        "extraction": json.dumps(parsed.extraction.to_json(), ensure_ascii=False) if parsed.extraction else None,
+        "extractor": parsed.extraction.version if parsed.extraction else 0,
     }
 
 
@@ -343,6 +353,49 @@ class Inbox:
                 store.hand_out(message, items, now)
 
         await self._db.run(unit)
+
+    async def reindex(self, parser: Parser, *, everything: bool = False, batch: int = 200,
+                      progress: Callable[[int, int], None] | None = None) -> int:
+        """Re-run extraction on cached messages extracted by an older extractor; the number done.
+
+        Works from the cached fields (subject, bodies, From, Authentication-Results): the
+        raw message is not kept. Each batch commits on its own, so an interrupted reindex
+        keeps what it did and the next run goes on from there. everything=True first marks
+        every message stale. progress(done, total) is called after each batch.
+        """
+        from mailgent_mcp.extract import EXTRACTOR_VERSION
+        from mailgent_mcp.parse import ExtractInput
+
+        if everything:
+            def mark(store: Store) -> int:
+                with store.transaction(durable=False):
+                    return store.mark_extractions_stale()
+
+            await self._db.run(mark)
+        total = await self._db.run(Store.count_stale_extractions, EXTRACTOR_VERSION)
+        done, after = 0, 0
+        while rows := await self._db.run(Store.stale_extractions, EXTRACTOR_VERSION, after, batch):
+            results: list[tuple[int, str | None, int]] = []
+            for row in rows:
+                inp = ExtractInput(str(row["subject"]), str(row["text_body"]), str(row["html_body"]),
+                                   _opt(row["from_addr"]), tuple(json.loads(str(row["auth_results"]))),
+                                   trust_auth_results=row["account"] != LOCAL_ACCOUNT)
+                extraction = await parser.extract(inp)
+                data = json.dumps(extraction.to_json(), ensure_ascii=False) if extraction else None
+                # A message that failed (or overran the time limit) is recorded as done, empty,
+                # so hostile mail is not retried by every reindex.
+                results.append((int(row["id"]), data, EXTRACTOR_VERSION))
+
+            def write(store: Store, results: list[tuple[int, str | None, int]] = results) -> None:
+                with store.transaction(durable=False):
+                    store.set_extractions(results)
+
+            await self._db.run(write)
+            done += len(rows)
+            after = int(rows[-1]["id"])
+            if progress is not None:
+                progress(done, total)
+        return done
 
     async def purge(self, older_than: float) -> int:
         """Delete messages received more than older_than seconds ago; the number deleted."""

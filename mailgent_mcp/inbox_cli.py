@@ -1,4 +1,4 @@
-"""`mailgent-mcp inbox ...`: accounts, sync with progress, reading, status and purging."""
+"""`mailgent-mcp inbox ...`: accounts, sync with progress, reading, status, reindexing and purging."""
 
 from __future__ import annotations
 
@@ -75,6 +75,12 @@ def add_parsers(groups: Any) -> None:
     status = inbox.add_parser("status", help="per account: poller, connection, IDLE, last sync, lag, errors")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_status)
+
+    reindex = inbox.add_parser("reindex", help="re-run code, link and text extraction on cached mail")
+    reindex.add_argument("--all", action="store_true",
+                         help="every message (default: those extracted by an older version, or never)")
+    reindex.add_argument("--batch", type=int, default=200, help="messages per committed batch")
+    reindex.set_defaults(handler=cmd_reindex)
 
     purge = inbox.add_parser("purge", help="delete cached messages older than an age (default: the retention)")
     purge.add_argument("--older-than", metavar="AGE",
@@ -235,7 +241,8 @@ async def cmd_read(args: argparse.Namespace, out: TextIO, read_secret: Any) -> i
 def _message_json(m: CachedMessage) -> dict[str, object]:
     return {"id": m.id, "account": m.account, "mailbox": m.mailbox, "from": m.from_addr, "to": m.to,
             "subject": m.subject, "date": iso(m.sent_at) if m.sent_at else None, "received": iso(m.received_at),
-            "seen": m.seen, "labels": m.labels, "text": m.text[:4000], "problem": m.problem}
+            "seen": m.seen, "labels": m.labels, "text": m.text[:4000], "problem": m.problem,
+            "extractedText": m.extracted_text, "codes": m.codes, "links": m.links, "auth": m.auth}
 
 
 async def cmd_status(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
@@ -266,6 +273,28 @@ async def cmd_status(args: argparse.Namespace, out: TextIO, read_secret: Any) ->
         error = f": {r['last_error']}" if r["last_error"] else ""
         out.write(f"{r['account']:<16} {state:<12} last sync {r['last_sync'] or 'never'}{ago}  "
                   f"errors {r['errors']}{error}\n")
+    return 0
+
+
+async def cmd_reindex(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
+    from mailgent_mcp.inbox import Inbox
+    from mailgent_mcp.parse import Parser
+
+    if args.batch < 1:
+        raise InvalidInput("--batch must be 1 or more.")
+    err = sys.stderr
+
+    def show(done: int, total: int) -> None:
+        err.write(f"reindex {done}/{total}\n")
+        err.flush()
+
+    parser = Parser()
+    try:
+        async with await Inbox.open(_home(args)) as inbox:
+            done = await inbox.reindex(parser, everything=args.all, batch=args.batch, progress=show)
+    finally:
+        parser.close()
+    out.write(f"Re-extracted {done} cached message(s).\n")
     return 0
 
 

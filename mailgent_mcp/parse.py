@@ -7,12 +7,17 @@ message larger than the size cap is kept as headers plus a marker, an oversized 
 block is cut at a line boundary before parsing, and `Parser` runs each parse in a worker
 process that is replaced when a parse overruns its time limit. Whatever happens, a
 message yields a ParsedMessage: the inbox never stops on one mail.
+
+The worker also runs `extract.extract` (text, codes, links, sender trust) on the parsed
+message, inside the same time limit, so hostile HTML cannot stall the server either;
+`Parser.extract` does the same for `inbox reindex`, from the cached fields.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import email.header
 import email.parser
 import email.policy
@@ -22,6 +27,8 @@ import multiprocessing
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from mailgent_mcp.extract import Extraction, extract
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,25 @@ class ParsedMessage:
     auth_results: tuple[str, ...] = ()  # Authentication-Results headers, for sender trust
     problem: str | None = None  # why only headers (or nothing) could be kept
     headers: dict[str, str] = field(default_factory=dict, repr=False)
+    extraction: Extraction | None = None  # None: not extracted (headers only)
+
+
+@dataclass(frozen=True)
+class ExtractInput:
+    """The cached fields extraction works from (what `inbox reindex` has: the raw mail is not kept)."""
+
+    subject: str
+    text: str
+    html: str
+    from_addr: str | None
+    auth_results: tuple[str, ...]
+    trust_auth_results: bool
+
+
+def extract_input(inp: ExtractInput) -> Extraction:
+    """Run extraction on cached fields (in a worker: see Parser.extract)."""
+    return extract(subject=inp.subject, text=inp.text, html=inp.html, from_addr=inp.from_addr,
+                   auth_results=inp.auth_results, trust_auth_results=inp.trust_auth_results)
 
 
 def _addresses(pairs: Any) -> list[tuple[str, str]]:
@@ -111,8 +137,24 @@ def headers_only(raw: bytes, problem: str, raw_size: int | None = None) -> Parse
                          subject=subject, date=date, problem=problem)
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
-    """Parse one message in this process (no time limit: see Parser for that)."""
+def parse_message(raw: bytes, trust_auth_results: bool = True) -> ParsedMessage:
+    """Parse and extract one message in this process (no time limit: see Parser for that).
+
+    trust_auth_results=False where no receiving server adds Authentication-Results (the
+    embedded SMTP inbox): then any such header came from the sender and vouches for nothing.
+    """
+    parsed = _parse(raw)
+    inp = ExtractInput(parsed.subject, parsed.text, parsed.html, parsed.from_addr, parsed.auth_results,
+                       trust_auth_results)
+    try:
+        extraction = extract_input(inp)
+    except Exception as exc:  # noqa: BLE001 - a fault in extraction must not lose the message
+        log.warning("extraction failed on a message (%s); cached without it", type(exc).__name__)
+        return parsed
+    return dataclasses.replace(parsed, extraction=extraction)
+
+
+def _parse(raw: bytes) -> ParsedMessage:
     import mailparser
 
     if len(raw) > MAX_MESSAGE_BYTES:
@@ -175,12 +217,12 @@ class Parser:
                 max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
 
-    async def parse(self, raw: bytes) -> ParsedMessage:
-        """Parse raw; never raises for bad mail, never takes much longer than the time limit."""
+    async def parse(self, raw: bytes, *, trust_auth_results: bool = True) -> ParsedMessage:
+        """Parse and extract raw; never raises for bad mail, never takes much longer than the time limit."""
         if len(raw) > MAX_MESSAGE_BYTES:
             return headers_only(raw, f"message of {len(raw)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor(), parse_message, raw)
+        future = loop.run_in_executor(self._executor(), parse_message, raw, trust_auth_results)
         try:
             return await asyncio.wait_for(future, self._time_limit)
         except TimeoutError:
@@ -190,6 +232,21 @@ class Parser:
         except concurrent.futures.process.BrokenProcessPool:
             self._kill_pool()
             return headers_only(raw, "the parser process died on this message")
+
+    async def extract(self, inp: ExtractInput) -> Extraction | None:
+        """Extract from cached fields in a worker, within the time limit; None when it failed or overran."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor(), extract_input, inp)
+        try:
+            return await asyncio.wait_for(future, self._time_limit)
+        except TimeoutError:
+            log.warning("extraction took over %.0f s on a message; left empty", self._time_limit)
+            self._kill_pool()
+        except concurrent.futures.process.BrokenProcessPool:
+            self._kill_pool()
+        except Exception as exc:  # noqa: BLE001 - one bad message must not stop a reindex
+            log.warning("extraction failed on a message (%s)", type(exc).__name__)
+        return None
 
     def _kill_pool(self) -> None:
         pool, self._pool = self._pool, None

@@ -164,6 +164,12 @@ MIGRATIONS: Sequence[str] = (
         PRIMARY KEY (message, item)
     ) WITHOUT ROWID;
     """,
+    # v6: what extract.py found in each message (JSON: extractedText, codes, links, auth) and the
+    # extractor version that found it (0: never extracted), so `inbox reindex` knows what is stale.
+    """
+    ALTER TABLE messages ADD COLUMN extraction TEXT;
+    ALTER TABLE messages ADD COLUMN extractor INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -192,8 +198,9 @@ class EntryRow:
 MESSAGE_COLUMNS = (
     "account", "mailbox", "uidvalidity", "uid", "message_id", "from_addr", "from_name", "to_addrs", "cc_addrs",
     "subject", "sent_at", "received_at", "text_body", "html_body", "attachments", "auth_results", "raw_size",
-    "problem", "seen",
+    "problem", "seen", "extraction", "extractor",
 )
+EXTRACT_INPUT_COLUMNS = ("id", "account", "subject", "from_addr", "text_body", "html_body", "auth_results")
 
 
 @dataclass(frozen=True)
@@ -641,6 +648,27 @@ class Store:
     def purge_messages(self, before: float) -> int:
         """Delete messages received before a time; the number deleted."""
         return self._conn.execute("DELETE FROM messages WHERE received_at < ?", (before,)).rowcount
+
+    def stale_extractions(self, version: int, after_id: int, limit: int) -> list[dict[str, Any]]:
+        """The fields extraction needs, for messages extracted by another version than this one, by id."""
+        cur = self._conn.execute(
+            f"SELECT {', '.join(EXTRACT_INPUT_COLUMNS)} FROM messages WHERE extractor != ? AND id > ? "
+            "ORDER BY id LIMIT ?", (version, after_id, limit))
+        return [dict(zip(EXTRACT_INPUT_COLUMNS, row)) for row in cur.fetchall()]
+
+    def count_stale_extractions(self, version: int) -> int:
+        """How many cached messages were extracted by another version than this one."""
+        return int(self._conn.execute("SELECT count(*) FROM messages WHERE extractor != ?",
+                                      (version,)).fetchall()[0][0])
+
+    def set_extractions(self, results: Sequence[tuple[int, str | None, int]]) -> None:
+        """Store (id, extraction JSON, extractor version) for each message."""
+        self._conn.executemany("UPDATE messages SET extraction = ?, extractor = ? WHERE id = ?",
+                               [(data, version, i) for i, data, version in results])
+
+    def mark_extractions_stale(self) -> int:
+        """Mark every message for re-extraction (`inbox reindex --all`); the number marked."""
+        return self._conn.execute("UPDATE messages SET extractor = 0").rowcount
 
     def mailbox_state(self, account: str, mailbox: str) -> tuple[int, int] | None:
         """(uidvalidity, last uid) recorded for a mailbox."""

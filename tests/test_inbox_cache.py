@@ -166,6 +166,8 @@ async def test_a_version_3_cache_is_migrated_and_keeps_its_messages(home: Path) 
     async with await Inbox.open(home) as inbox:
         kept = await inbox.add("acct", "INBOX", 1, 1, parse_message(mail("a@x.test", "me@x.test", "Kept", "a")))
     conn = sqlite3.connect(home / "vault.db")
+    conn.execute("ALTER TABLE messages DROP COLUMN extraction")  # v5
+    conn.execute("ALTER TABLE messages DROP COLUMN extractor")
     conn.execute("DROP TABLE handed_out")
     conn.execute("DROP INDEX messages_seen_pending")
     conn.execute("ALTER TABLE messages DROP COLUMN seen_pending")

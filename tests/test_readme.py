@@ -72,6 +72,7 @@ RUN: dict[str, tuple[str, str]] = {
     "mailgent-mcp inbox status": ("", "work"),
     "mailgent-mcp inbox read --from github.com --unread --since 10m --json": ("", "[]"),
     "mailgent-mcp inbox read --subject verify --mark-read": ("", "No cached messages match"),
+    "mailgent-mcp inbox reindex": ("", "Re-extracted 0"),
     "mailgent-mcp inbox purge": ("", "Purged 0"),
     "mailgent-mcp inbox purge --older-than 7d": ("", "Purged 0"),
     "mailgent-mcp inbox remove work": ("", "removed"),
