@@ -19,13 +19,16 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp_types import Implementation
 
 from mailgent_mcp import __version__
+from mailgent_mcp.config import ensure_home
 from mailgent_mcp.demo_agent import FlowError, sign_up_and_log_in
 from mailgent_mcp.sample_service import SampleService
 from mailgent_mcp.vault import Vault
@@ -42,7 +45,7 @@ def free_port() -> int:
 
 async def run_demo(out: TextIO, home: Path | None = None, keep: bool = False) -> int:
     """Run the walkthrough as an agent would, through MCP over stdio; 0 when logged in."""
-    folder = home or Path(tempfile.mkdtemp(prefix="mailgent-demo-"))
+    folder = ensure_home(home or Path(tempfile.mkdtemp(prefix="mailgent-demo-")))
     start = time.perf_counter()
 
     def step(text: str) -> None:
@@ -58,16 +61,13 @@ async def run_demo(out: TextIO, home: Path | None = None, keep: bool = False) ->
         env = {"MAILGENT_HOME": str(folder), "MAILGENT_SMTP_LISTEN": f"{HOST}:{smtp_port}",
                "PATH": os.environ.get("PATH", "")}
         server = StdioServerParameters(command=sys.executable, args=["-m", "mailgent_mcp", "serve"], env=env)
-        async with Client(server, client_info=Implementation(name="mailgent-demo", version=__version__),
-                          read_timeout_seconds=90) as client:
-            tools = [t.name for t in (await client.list_tools()).tools]
-            step(f"MCP server up over stdio, SMTP inbox on {HOST}:{smtp_port}; tools: {', '.join(tools)}")
-            try:
-                ok = await sign_up_and_log_in(client, url, step)
-            except FlowError as exc:
-                step(f"FAILED: {exc}")
-                ok = False
+        log_file = folder / "server.log"  # the server's stderr, apart from the steps
+        with log_file.open("a") as errlog:
+            ok = await _agent(server, errlog, url, smtp_port, step)
+        if not ok and log_file.stat().st_size:
+            out.write(f"the server's log ({log_file}):\n{log_file.read_text()[-3000:]}\n")
         async with await Vault.open(folder, environ={}, actor="demo") as vault:
+
             report = await vault.audit_verify()
             actors = sorted({r.actor for r in await vault.audit_tail(50) if r.op != "init"})
         step(f"audit log: {report.rows} rows by {', '.join(actors)}; chain {'intact' if report.ok else 'BROKEN'}")
@@ -80,6 +80,21 @@ async def run_demo(out: TextIO, home: Path | None = None, keep: bool = False) ->
             out.write(f"data folder kept: {folder}\n")
         else:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _agent(server: StdioServerParameters, errlog: TextIO, url: str, smtp_port: int,
+                 step: Callable[[str], None]) -> bool:
+    """The agent's session with the server: True when it logged in."""
+    async with Client(stdio_client(server, errlog=errlog),
+                      client_info=Implementation(name="mailgent-demo", version=__version__),
+                      read_timeout_seconds=90) as client:
+        tools = [t.name for t in (await client.list_tools()).tools]
+        step(f"MCP server up over stdio, SMTP inbox on {HOST}:{smtp_port}; tools: {', '.join(tools)}")
+        try:
+            return await sign_up_and_log_in(client, url, step)
+        except FlowError as exc:
+            step(f"FAILED: {exc}")
+            return False
 
 
 async def _stay_up(out: TextIO, folder: Path, url: str, smtp_port: int) -> None:

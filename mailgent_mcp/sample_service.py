@@ -8,7 +8,7 @@
 
 JSON in, JSON out, over HTTP on 127.0.0.1 (stdlib http.server, one thread per request).
 It keeps its own copy of each seed and checks codes the way a real login page does
-(RFC 6238, the current step or the one before). For the demo and the tests; not a
+(RFC 6238: the current step or the one before, and no code accepted twice). For the demo and the tests; not a
 template for a real service (no rate limits, state in memory).
 """
 
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -44,13 +45,15 @@ class Account:
     verified: bool = False
     seed: bytes | None = None
     totp_on: bool = False
+    last_step: int = -1  # the time step of the last code accepted: each code is taken once
 
 
 class SampleService:
     """The service's state and rules; `serve()` puts it on HTTP."""
 
-    def __init__(self, smtp_host: str, smtp_port: int) -> None:
+    def __init__(self, smtp_host: str, smtp_port: int, *, clock: Callable[[], float] = time.time) -> None:
         self.smtp = (smtp_host, smtp_port)
+        self.clock = clock
         self.accounts: dict[str, Account] = {}
         self._lock = threading.Lock()
         self._http: ThreadingHTTPServer | None = None
@@ -90,7 +93,7 @@ class SampleService:
         """Turn 2FA on once the agent shows a valid code."""
         with self._lock:
             account = self.accounts.get(email)
-            if account is None or account.seed is None or not self._totp_ok(account.seed, code):
+            if account is None or account.seed is None or not self._totp_ok(account, code):
                 return False
             account.totp_on = True
             return True
@@ -104,7 +107,7 @@ class SampleService:
                 return False
             if not account.verified:
                 return False
-            return not account.totp_on or (account.seed is not None and self._totp_ok(account.seed, code))
+            return not account.totp_on or self._totp_ok(account, code)
 
     def _checked(self, email: str, password: str) -> Account:
         account = self.accounts.get(email)
@@ -112,13 +115,18 @@ class SampleService:
             raise PermissionError("wrong email or password")
         return account
 
-    @staticmethod
-    def _totp_ok(seed: bytes, code: str) -> bool:
-        """RFC 6238 §5.2: accept the current step and the one before (clock drift, slow typing)."""
-        secret = otp.parse_secret(base64.b32encode(seed).decode())
-        now = time.time()
-        return any(secrets.compare_digest(code, otp.totp_at(secret, now - back).code)
-                   for back in (0, secret.params.period))
+    def _totp_ok(self, account: Account, code: str) -> bool:
+        """RFC 6238 §5.2: the current step or the one before (drift, slow typing), and never a code twice."""
+        if account.seed is None:
+            return False
+        secret = otp.parse_secret(base64.b32encode(account.seed).decode())
+        now = self.clock()
+        for back in (0, secret.params.period):
+            step = int((now - back) // secret.params.period)
+            if step > account.last_step and secrets.compare_digest(code, otp.totp_at(secret, now - back).code):
+                account.last_step = step
+                return True
+        return False
 
     def _mail(self, email: str, code: str) -> None:
         message = EmailMessage()

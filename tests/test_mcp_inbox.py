@@ -235,7 +235,8 @@ async def test_the_sample_service_checks_codes_passwords_and_totp(home: Path) ->
     [port] = free_ports(1)
     async with await Inbox.open(home) as inbox:
         smtp = await SmtpInbox.start(inbox, parse_listen(f"{HOST}:{port}"))
-        service = SampleService(HOST, port)
+        now = [time.time()]
+        service = SampleService(HOST, port, clock=lambda: now[0])
         try:
             await asyncio.to_thread(service.sign_up, "a@x.test", "password-1")
             [message] = await inbox.read(MessageQuery())
@@ -248,10 +249,14 @@ async def test_the_sample_service_checks_codes_passwords_and_totp(home: Path) ->
             assert service.verify("a@x.test", code)
             assert service.login("a@x.test", "password-1", "")  # no 2FA yet: the password suffices
             seed = otp.parse_uri(service.enrol("a@x.test", "password-1"))
-            good = otp.totp_at(seed, time.time()).code
+            good = otp.totp_at(seed, now[0]).code
             assert not service.confirm("a@x.test", "123") and service.confirm("a@x.test", good)
-            assert not service.login("a@x.test", "password-1", "") and service.login("a@x.test", "password-1", good)
-            assert not service.login("a@x.test", "wrong-password", good)
+            assert not service.login("a@x.test", "password-1", "")  # 2FA on: the password alone is refused
+            assert not service.login("a@x.test", "password-1", good)  # a code is taken once (RFC 6238 §5.2)
+            now[0] += seed.params.period
+            fresh = otp.totp_at(seed, now[0]).code
+            assert not service.login("a@x.test", "wrong-password", fresh)
+            assert service.login("a@x.test", "password-1", fresh)
         finally:
             await smtp.close()
 
