@@ -76,6 +76,7 @@ class SenderAuth(BaseModel):
     spf: str | None = None
     dmarc: str | None = None
     aligned: bool = Field(default=False, description="DKIM or SPF passed for the From domain's organisation")
+    authserv_id: str | None = Field(default=None, description="The receiving server that recorded these results")
 
 
 class Message(BaseModel):

@@ -285,3 +285,36 @@ async def test_require_code_and_unused_only_give_the_fresh_code_after_a_resend(h
         none = ok(await client.call_tool("inbox_wait", {"subject": "Welcome", "since": "5m", "require_code": True,
                                                         "timeout": 1}))
         assert none["timed_out"] is True
+
+
+def _signed(sender_domain: str, auth: str, code: str) -> bytes:
+    return (f"Authentication-Results: mx.agent-mail.example; {auth}\r\n"
+            f"From: Service <no-reply@{sender_domain}>\r\nTo: agent@agent-mail.example\r\n"
+            f"Subject: Your sign-in code\r\nContent-Type: text/plain\r\n\r\nYour sign-in code is {code}.\r\n").encode()
+
+
+async def test_expected_domain_takes_a_code_only_from_authenticated_mail_of_that_domain(home: Path) -> None:
+    genuine = _signed("service.example", "dkim=pass header.d=service.example; spf=pass "
+                      "smtp.mailfrom=bounce.service.example; dmarc=pass header.from=service.example", "111111")
+    spoofed = _signed("service.example", "dkim=fail header.d=service.example; spf=fail "
+                      "smtp.mailfrom=evil.example; dmarc=fail header.from=service.example", "222222")
+    lookalike = _signed("service-example.com", "dkim=pass header.d=service-example.com; spf=pass "
+                        "smtp.mailfrom=service-example.com; dmarc=pass header.from=service-example.com", "333333")
+    server = build_server(Settings(home=home), VaultProvider(home, {}), inbox=InboxProvider(home, {}))
+    async with Client(server) as client:
+        async with await Inbox.open(home) as inbox:
+            await inbox.add("work", "INBOX", 1, 1, parse_message(genuine))
+            await inbox.add("work", "INBOX", 1, 2, parse_message(spoofed))
+            await inbox.add("work", "INBOX", 1, 3, parse_message(lookalike))
+        got = ok(await client.call_tool("inbox_wait", {"since": "5m", "expected_domain": "service.example",
+                                                       "require_code": True, "timeout": 5}))
+        assert got["message"]["codes"][0]["code"] == "111111"  # not the newer spoofed or look-alike ones
+        auth = got["message"]["auth"]
+        assert (auth["from_domain"], auth["dkim"], auth["aligned"], auth["authserv_id"]) == \
+            ("service.example", "pass", True, "mx.agent-mail.example")
+        # Without the option the newest mail wins, whoever sent it.
+        newest = ok(await client.call_tool("inbox_wait", {"since": "5m", "require_code": True, "timeout": 5}))
+        assert newest["message"]["codes"][0]["code"] == "333333"
+        none = ok(await client.call_tool("inbox_wait", {"since": "5m", "expected_domain": "other.example",
+                                                        "timeout": 1}))
+        assert none["timed_out"] is True
