@@ -358,9 +358,14 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
                     except Exception:  # noqa: BLE001 - a client that cannot take progress still gets its answer
                         log.debug("progress notification not sent", exc_info=True)
 
-            message, waited = await wait_for_message(
-                inbox, query, timeout=timeout, require_code=require_code, require_link=require_link,
-                expected_domain=expected_domain, unused_only=unused_only, progress=progress)
+            started = time.monotonic()
+            try:
+                message, waited = await wait_for_message(
+                    inbox, query, timeout=timeout, require_code=require_code, require_link=require_link,
+                    expected_domain=expected_domain, unused_only=unused_only, progress=progress)
+            except asyncio.CancelledError:
+                log.info("inbox_wait cancelled by the client after %.1f s", time.monotonic() - started)
+                raise
             return WaitResult(message=to_message(message, compact=fields == "codes") if message else None,
                               timed_out=message is None, waited_seconds=round(waited, 3))
 

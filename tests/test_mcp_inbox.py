@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import smtplib
 import sys
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 
 from mailgent_mcp.accounts import password_entry, save_account
 from mailgent_mcp.config import Settings
@@ -205,26 +207,54 @@ async def test_a_cancelled_wait_stops_waiting_at_once(home: Path) -> None:
 
 
 @pytest.mark.slow
-async def test_inbox_wait_returns_mail_delivered_to_a_real_imap_account(home: Path, dovecot: Dovecot) -> None:
+async def test_inbox_wait_over_stdio_with_a_real_imap_account(home: Path, dovecot: Dovecot, tmp_path: Path) -> None:
     async with await Vault.open(home, environ={}) as vault:
         await vault.put(password_entry("test"), {"username": dovecot.user, "password": dovecot.password}, "LOGIN")
     save_account(home, ImapAccount(name="test", host=dovecot.host, port=dovecot.imap_port, username=dovecot.user,
                                    security="plain"))
-    params = StdioServerParameters(command=sys.executable, args=["-m", "mailgent_mcp", "serve"], env=clean_env(home))
-    async with Client(params, read_timeout_seconds=60) as client:
-        deadline = time.monotonic() + 20
-        while not ok(await client.call_tool("inbox_accounts", {}))["accounts"][0]["idle"]:
-            assert time.monotonic() < deadline, "the poller never reached IDLE"
-            await asyncio.sleep(0.1)
-        [state] = ok(await client.call_tool("inbox_accounts", {}))["accounts"]
-        assert (state["name"], state["kind"], state["connected"], state["address"]) == \
-            ("test", "imap", True, dovecot.user)
-        waiting = asyncio.create_task(client.call_tool("inbox_wait", {"subject": "imap code", "timeout": 30}))
-        await asyncio.sleep(0.5)
-        await asyncio.to_thread(dovecot.deliver, mail("imap code"))
-        result = ok(await waiting)
-        assert result["timed_out"] is False and result["message"]["account"] == "test"
-        assert result["message"]["from"] == "no-reply@service.example"
+    # -v: the server logs at INFO to its stderr, kept here to see its side of a cancelled wait.
+    params = StdioServerParameters(command=sys.executable, args=["-m", "mailgent_mcp", "-v", "serve"],
+                                   env=clean_env(home))
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as errlog:
+        async with Client(stdio_client(params, errlog=errlog), read_timeout_seconds=60) as client:
+            deadline = time.monotonic() + 20
+            while not ok(await client.call_tool("inbox_accounts", {}))["accounts"][0]["idle"]:
+                assert time.monotonic() < deadline, "the poller never reached IDLE"
+                await asyncio.sleep(0.1)
+            [state] = ok(await client.call_tool("inbox_accounts", {}))["accounts"]
+            assert (state["name"], state["kind"], state["connected"], state["address"]) == \
+                ("test", "imap", True, dovecot.user)
+
+            # Started before the mail is sent: it returns the mail when the poller caches it.
+            waiting = asyncio.create_task(client.call_tool("inbox_wait", {"subject": "imap code", "timeout": 30}))
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(dovecot.deliver, mail("imap code", body="Your verification code is 424242."))
+            first = ok(await waiting)
+            assert first["timed_out"] is False and first["message"]["account"] == "test"
+            assert first["message"]["from"] == "no-reply@service.example"
+            assert first["message"]["codes"][0]["code"] == "424242"
+
+            # Started after: with `since` covering it, at once; unused_only skips the code it gave.
+            again = ok(await client.call_tool("inbox_wait", {"subject": "imap code", "since": "5m", "timeout": 30}))
+            assert again["message"]["id"] == first["message"]["id"] and again["waited_seconds"] < 5
+            unused = ok(await client.call_tool("inbox_wait", {"subject": "imap code", "since": "5m",
+                                                              "unused_only": True, "timeout": 1}))
+            assert unused["timed_out"] is True and unused["waited_seconds"] >= 1  # a clean timeout
+
+            # Cancelled by the client: the server's wait ends at once, and it goes on serving.
+            call = asyncio.create_task(client.call_tool("inbox_wait", {"subject": "never", "timeout": 120}))
+            await asyncio.sleep(1.0)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            deadline = time.monotonic() + 10
+            while "inbox_wait cancelled by the client" not in log_path.read_text():
+                assert time.monotonic() < deadline, log_path.read_text()[-2000:]
+                await asyncio.sleep(0.1)
+            assert re.search(r"inbox_wait cancelled by the client after (\d+\.\d) s", log_path.read_text())
+            assert ok(await client.call_tool("inbox_read", {"labels": ["all"]}))["messages"][0]["subject"] == \
+                "imap code"
 
 
 async def test_the_sample_service_checks_codes_passwords_and_totp(home: Path) -> None:
