@@ -1,11 +1,13 @@
 """IMAP sync into the message cache: first sync, IDLE push (RFC 2177), reconnect with backoff.
 
 `imapclient` is used here and nowhere else, and only off the event loop: each blocking
-call runs in a worker thread. Progress is the (UIDVALIDITY, last UID) per mailbox,
-recorded after each stored batch, so a crash or reconnect fetches again at most one
-batch, which the cache's (account, mailbox, uidvalidity, uid) key refuses to store
-twice. A UIDVALIDITY change rebinds cached messages by Message-ID instead of caching
-them again. Read state goes both ways: each sync first stores on the server the \\Seen
+call runs in a worker thread. A sync is a pipeline of FETCH batches: the next batch is
+fetched (in a thread) while the ones before are parsed (in the Parser's worker processes)
+and stored (on the database thread), in order. Progress is the (UIDVALIDITY, last UID) per
+mailbox, recorded in the transaction that stores each batch, so a crash or reconnect
+fetches again only what was not stored yet (the few batches in flight), and never stores
+a message twice. A UIDVALIDITY change rebinds cached messages by Message-ID instead of
+caching them again. Read state goes both ways: each sync first stores on the server the \\Seen
 changes queued in the cache, then mirrors the server's \\Seen into it (with CONDSTORE,
 only what changed since the last sync); a flag change announced in IDLE starts a sync.
 """
@@ -13,6 +15,7 @@ only what changed since the last sync); a flag change announced in IDLE starts a
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime
 import logging
@@ -30,7 +33,7 @@ import imapclient.exceptions
 
 from mailgent_mcp.errors import ConfigError, MailgentError
 from mailgent_mcp.inbox import Inbox
-from mailgent_mcp.parse import MAX_MESSAGE_BYTES, Parser, headers_only
+from mailgent_mcp.parse import MAX_MESSAGE_BYTES, ParsedMessage, Parser, headers_only
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ Security = Literal["tls", "starttls", "plain"]
 Progress = Callable[[str, int, int], None]
 FETCH_BATCH = 50
 FLAGS_BATCH = 1000  # UIDs per FETCH FLAGS: a short enough command line for any server
+PARSE_AHEAD = 2  # fetched batches handed to the Parser at once, so that its workers never wait on us
 IDLE_TICK = 0.5  # seconds between checks of the stop flag while in IDLE
 
 
@@ -290,6 +294,7 @@ class ImapSync:
 
         progress(mailbox, done, total) is called after each stored batch.
         """
+        self._parser.start()  # its workers start while we log in
         session = await self.connect()
         added = 0
         for mailbox in self.account.mailboxes:
@@ -356,20 +361,8 @@ class ImapSync:
         else:
             last_uid = state[1]
             uids = await self._call(session.uids_after, last_uid)
-        added = 0
-        for start in range(0, len(uids), FETCH_BATCH):
-            batch = uids[start:start + FETCH_BATCH]
-            for uid, raw, seen, size in await self._call(session.fetch_batch, batch, self._max_bytes):
-                parsed = await self._parser.parse(raw) if size <= self._max_bytes else headers_only(
-                    raw, f"message of {size} bytes is over the {self._max_bytes}-byte limit", raw_size=size)
-                if await self._inbox.add(self.account.name, mailbox, uidvalidity, uid, parsed, seen=seen,
-                                         rebind=True) is not None:
-                    added += 1
-            last_uid = max(last_uid, batch[-1])
-            if not resync:  # a resync records its progress only once complete (see below)
-                await self._inbox.set_mailbox_state(self.account.name, mailbox, uidvalidity, last_uid)
-            if progress is not None:
-                progress(mailbox, start + len(batch), len(uids))
+        added = await self._cache(session, mailbox, uidvalidity, uids, resync=resync, progress=progress)
+        last_uid = max([last_uid, *uids])
         if resync:
             # Every message now has its new identity (rebound by Message-ID, or cached anew):
             # what is left under the old UIDVALIDITY is gone from the server or a copy of one
@@ -379,6 +372,82 @@ class ImapSync:
         if resync or not uids:
             await self._inbox.set_mailbox_state(self.account.name, mailbox, uidvalidity, last_uid)
         return added
+
+    async def _cache(self, session: ImapSession, mailbox: str, uidvalidity: int, uids: list[int], *,
+                     resync: bool, progress: Progress | None) -> int:
+        """Fetch, parse and store uids batch by batch, the three stages overlapping; the number cached.
+
+        Batches are stored in order, each in one transaction with the mailbox's progress (but a
+        resync's, recorded by the caller once complete). On a fault, what was fetched before it
+        is still parsed and stored; on cancellation, what is being stored is.
+        """
+        batches = [uids[at:at + FETCH_BATCH] for at in range(0, len(uids), FETCH_BATCH)]
+        added = done = 0
+        fetching: asyncio.Task[list[tuple[int, bytes, bool, int]]] | None = None
+        parsing: collections.deque[tuple[list[int], asyncio.Task[list[tuple[int, ParsedMessage, bool]]]]] = (
+            collections.deque())
+        storing: asyncio.Task[int] | None = None
+
+        async def store(batch: list[int], messages: list[tuple[int, ParsedMessage, bool]], upto: int) -> int:
+            stored = await self._inbox.add_many(self.account.name, mailbox, uidvalidity, messages,
+                                                last_uid=None if resync else batch[-1], rebind=resync)
+            if progress is not None:
+                progress(mailbox, upto, len(uids))
+            return len(stored)
+
+        async def store_next() -> None:  # the oldest batch handed to the Parser, once parsed
+            nonlocal added, done, storing
+            batch, task = parsing.popleft()
+            parsed = await task
+            if storing is not None:
+                added += await storing
+            done += len(batch)
+            storing = asyncio.create_task(store(batch, parsed, done))
+
+        async def stop_fetching() -> None:
+            if fetching is not None and not fetching.done():
+                # Its thread still talks on the connection: no other command may follow there.
+                fetching.cancel()
+                await self.disconnect(graceful=False)
+
+        try:
+            for index, batch in enumerate(batches):
+                if fetching is None:
+                    fetched = await self._call(session.fetch_batch, batch, self._max_bytes)
+                else:
+                    fetched, fetching = await fetching, None
+                if index + 1 < len(batches):
+                    fetching = asyncio.create_task(self._call(session.fetch_batch, batches[index + 1],
+                                                              self._max_bytes))
+                parsing.append((batch, asyncio.create_task(self._parse(fetched))))
+                if len(parsing) >= PARSE_AHEAD:
+                    await store_next()
+            while parsing:
+                await store_next()
+            if storing is not None:
+                added += await storing
+        except Exception:
+            await stop_fetching()
+            while parsing:
+                await store_next()
+            raise
+        finally:
+            await stop_fetching()
+            for _, parse in parsing:
+                parse.cancel()
+            if storing is not None and not storing.done():
+                await asyncio.wait([storing])
+            for stage in (fetching, storing):
+                if stage is not None and stage.done() and not stage.cancelled():
+                    stage.exception()  # retrieved: the fault that ended the sync is raised already
+        return added
+
+    async def _parse(self, fetched: list[tuple[int, bytes, bool, int]]) -> list[tuple[int, ParsedMessage, bool]]:
+        """(uid, parsed, seen) of a fetched batch; an oversized message is kept as its headers."""
+        parsed = iter(await self._parser.parse_many([raw for _, raw, _, size in fetched if size <= self._max_bytes]))
+        return [(uid, next(parsed) if size <= self._max_bytes else headers_only(
+                    raw, f"message of {size} bytes is over the {self._max_bytes}-byte limit", raw_size=size), seen)
+                for uid, raw, seen, size in fetched]
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sync, then wait for mail (IDLE or polling), until stop is set; every fault reconnects.

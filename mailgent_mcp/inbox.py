@@ -160,6 +160,37 @@ class Inbox:
             await self._notify()
         return message
 
+    async def add_many(self, account: str, mailbox: str, uidvalidity: int,
+                       messages: Sequence[tuple[int, ParsedMessage, bool]], *, last_uid: int | None = None,
+                       rebind: bool = False) -> list[int]:
+        """Cache a batch of (uid, parsed, seen) in one transaction; the ids of those cached anew.
+
+        last_uid: the mailbox's sync state moves to (uidvalidity, last_uid) in the same
+        transaction, so the batch is stored and the progress recorded together or not at all.
+        rebind=True: as for `add`, message by message.
+        """
+        now = self._clock()
+        rows = [(_row(account, mailbox, uidvalidity, uid, parsed, now, seen), [*parsed.to, *parsed.cc],
+                 parsed.message_id, uid) for uid, parsed, seen in messages]
+
+        def unit(store: Store) -> list[int]:
+            added = []
+            with store.transaction(durable=False):
+                for row, addrs, message_id, uid in rows:
+                    if rebind and message_id and store.rebind_message(account, mailbox, message_id, uidvalidity, uid):
+                        continue
+                    message = store.insert_message(row, addrs)
+                    if message is not None:
+                        added.append(message)
+                if last_uid is not None:
+                    store.set_mailbox_state(account, mailbox, uidvalidity, last_uid, now)
+            return added
+
+        added = await self._db.run(unit)
+        if added:
+            await self._notify()
+        return added
+
     async def add_local(self, parsed: ParsedMessage, recipients: Sequence[str]) -> int:
         """Cache a message received by the embedded SMTP inbox; its uid is the next free one."""
         addrs = [*parsed.to, *parsed.cc, *(r.lower() for r in recipients)]

@@ -5,8 +5,10 @@ and the stdlib email package it builds on have quadratic and recursive paths (a 
 of 60k encoded-words takes over 20 s; 2,000 nested parts raise a recursion error). So a
 message larger than the size cap is kept as headers plus a marker, an oversized header
 block is cut at a line boundary before parsing, and `Parser` runs each parse in a worker
-process that is replaced when a parse overruns its time limit. Whatever happens, a
-message yields a ParsedMessage: the inbox never stops on one mail.
+process that is replaced when a parse overruns its time limit. `Parser.parse_many`
+parses a batch as one chunk per worker; a chunk that overruns or kills its worker is
+parsed again one message at a time, so the culprit alone is kept as headers. Whatever
+happens, a message yields a ParsedMessage: the inbox never stops on one mail.
 
 The worker also runs `extract.extract` (text, codes, links, sender trust) on the parsed
 message, inside the same time limit, so hostile HTML cannot stall the server either;
@@ -25,7 +27,8 @@ import email.utils
 import logging
 import multiprocessing
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mailgent_mcp.extract import Extraction, extract
@@ -63,7 +66,6 @@ class ParsedMessage:
     attachments: tuple[Attachment, ...] = ()
     auth_results: tuple[str, ...] = ()  # Authentication-Results headers, for sender trust
     problem: str | None = None  # why only headers (or nothing) could be kept
-    headers: dict[str, str] = field(default_factory=dict, repr=False)
     extraction: Extraction | None = None  # None: not extracted (headers only)
 
 
@@ -171,7 +173,6 @@ def _parse(raw: bytes) -> ParsedMessage:
                    size=_decoded_size(a))
         for a in (mail.attachments or [])
     )
-    headers = {str(k): str(v)[:4000] for k, v in (mail.headers or {}).items()}
     auth = mail.message.get_all("Authentication-Results") or []
     return ParsedMessage(
         raw_size=len(raw),
@@ -187,8 +188,17 @@ def _parse(raw: bytes) -> ParsedMessage:
         attachments=attachments,
         auth_results=tuple(str(a) for a in auth),
         problem="header block over the size limit; cut before parsing" if cut else None,
-        headers=headers,
     )
+
+
+def parse_chunk(raws: Sequence[bytes], trust_auth_results: bool = True) -> list[ParsedMessage]:
+    """Parse several messages in this process, in order (a Parser worker's unit of work)."""
+    return [parse_message(raw, trust_auth_results) for raw in raws]
+
+
+def _ready() -> None:
+    """A worker's first task: the parser's imports, which take longer than many parses."""
+    import mailparser  # noqa: F401
 
 
 def _decoded_size(attachment: dict[str, Any]) -> int:
@@ -205,6 +215,10 @@ class Parser:
     replaced and that message kept as headers only with a marker.
     """
 
+    # What the workers run (module-level functions, so that a spawned worker can import them).
+    run_one: Callable[[bytes, bool], ParsedMessage] = staticmethod(parse_message)
+    run_chunk: Callable[[Sequence[bytes], bool], list[ParsedMessage]] = staticmethod(parse_chunk)
+
     def __init__(self, workers: int = 2, time_limit: float = PARSE_TIME_LIMIT_S) -> None:
         self._workers = workers
         self._time_limit = time_limit
@@ -217,48 +231,105 @@ class Parser:
                 max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
 
+    def start(self) -> None:
+        """Start the worker processes now (if not yet started), so that the first parse does not wait for them."""
+        if self._pool is None:
+            pool = self._executor()
+            for _ in range(self._workers):
+                pool.submit(_ready)
+
     async def parse(self, raw: bytes, *, trust_auth_results: bool = True) -> ParsedMessage:
         """Parse and extract raw; never raises for bad mail, never takes much longer than the time limit."""
         if len(raw) > MAX_MESSAGE_BYTES:
             return headers_only(raw, f"message of {len(raw)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor(), parse_message, raw, trust_auth_results)
+        for _ in range(2):
+            pool = self._executor()
+            future = asyncio.get_running_loop().run_in_executor(pool, self.run_one, raw, trust_auth_results)
+            try:
+                return await asyncio.wait_for(future, self._time_limit)
+            except TimeoutError:
+                log.warning("a message took over %g s to parse; kept as headers only", self._time_limit)
+                self._kill_pool(pool)
+                return headers_only(raw, f"parsing took over {self._time_limit:g} s")
+            except concurrent.futures.process.BrokenProcessPool:
+                if self._pool is pool:
+                    self._kill_pool(pool)
+                    return headers_only(raw, "the parser process died on this message")
+                # Another parse's overrun replaced the pool under this one: try again in the new pool.
+        return headers_only(raw, "the parser process died on this message")
+
+    async def parse_many(self, raws: Sequence[bytes], *, trust_auth_results: bool = True) -> list[ParsedMessage]:
+        """Parse a batch across the workers, one chunk each; the results in the order of raws.
+
+        A chunk has the time limit of one message: mail parses in milliseconds, so a chunk
+        that overruns it (or whose worker dies) holds a slow or hostile message. The pool is
+        then replaced and that chunk parsed again one message at a time, each with the whole
+        limit: the culprit is kept as headers with a marker, the others in full, and it costs
+        at most twice the limit.
+        """
+        out: list[ParsedMessage | None] = [None] * len(raws)
+        todo = []
+        for index, raw in enumerate(raws):
+            if len(raw) > MAX_MESSAGE_BYTES:
+                out[index] = headers_only(
+                    raw, f"message of {len(raw)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")
+            else:
+                todo.append(index)
+        size = max(1, -(-len(todo) // self._workers))
+        chunks = [todo[at:at + size] for at in range(0, len(todo), size)]
+        results = await asyncio.gather(*(self._parse_chunk([raws[i] for i in chunk], trust_auth_results)
+                                         for chunk in chunks))
+        for chunk, parsed in zip(chunks, results, strict=True):
+            if parsed is None:  # one at a time, so that nothing else shares the culprit's pool
+                parsed = [await self.parse(raws[i], trust_auth_results=trust_auth_results) for i in chunk]
+            for index, message in zip(chunk, parsed, strict=True):
+                out[index] = message
+        return [m for m in out if m is not None]
+
+    async def _parse_chunk(self, raws: list[bytes], trust_auth_results: bool) -> list[ParsedMessage] | None:
+        """raws parsed in one worker, or None when that overran the time limit or the pool broke."""
+        pool = self._executor()
+        future = asyncio.get_running_loop().run_in_executor(pool, self.run_chunk, raws, trust_auth_results)
         try:
             return await asyncio.wait_for(future, self._time_limit)
         except TimeoutError:
-            log.warning("a message took over %.0f s to parse; kept as headers only", self._time_limit)
-            self._kill_pool()
-            return headers_only(raw, f"parsing took over {self._time_limit:g} s")
+            log.warning("%d messages took over %g s to parse; parsing them one at a time", len(raws),
+                        self._time_limit)
+            self._kill_pool(pool)
         except concurrent.futures.process.BrokenProcessPool:
-            self._kill_pool()
-            return headers_only(raw, "the parser process died on this message")
+            self._kill_pool(pool)
+        return None
 
     async def extract(self, inp: ExtractInput) -> Extraction | None:
         """Extract from cached fields in a worker, within the time limit; None when it failed or overran."""
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor(), extract_input, inp)
+        pool = self._executor()
+        future = asyncio.get_running_loop().run_in_executor(pool, extract_input, inp)
         try:
             return await asyncio.wait_for(future, self._time_limit)
         except TimeoutError:
-            log.warning("extraction took over %.0f s on a message; left empty", self._time_limit)
-            self._kill_pool()
+            log.warning("extraction took over %g s on a message; left empty", self._time_limit)
+            self._kill_pool(pool)
         except concurrent.futures.process.BrokenProcessPool:
-            self._kill_pool()
+            self._kill_pool(pool)
         except Exception as exc:  # noqa: BLE001 - one bad message must not stop a reindex
             log.warning("extraction failed on a message (%s)", type(exc).__name__)
         return None
 
-    def _kill_pool(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is None:
+    def _kill_pool(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
+        """Kill the worker processes of pool, unless another parse replaced it already.
+
+        Whatever else was queued or running in it fails with BrokenProcessPool (not cancelled,
+        which its awaiting task could not tell from being cancelled itself).
+        """
+        if pool is not self._pool:
             return
+        self._pool = None
         for process in list(getattr(pool, "_processes", {}).values()):
             process.kill()
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False)
 
     def close(self) -> None:
         """Stop the worker processes."""
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-

@@ -170,6 +170,16 @@ MIGRATIONS: Sequence[str] = (
     ALTER TABLE messages ADD COLUMN extraction TEXT;
     ALTER TABLE messages ADD COLUMN extractor INTEGER NOT NULL DEFAULT 0;
     """,
+    # v7: newest first is id order (the order of caching, as received_at is), so the
+    # per-account and per-sender indexes end in the id alone; a resync finds a Message-ID
+    # by index.
+    """
+    DROP INDEX messages_by_account;
+    CREATE INDEX messages_by_account ON messages (account);
+    DROP INDEX messages_by_sender;
+    CREATE INDEX messages_by_sender ON messages (from_addr);
+    CREATE INDEX messages_by_message_id ON messages (account, mailbox, message_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -519,9 +529,19 @@ class Store:
         return int(row[0][0])
 
     def query_messages(self, query: MessageQuery) -> list[dict[str, Any]]:
-        """Cached messages matching query, newest first."""
-        where: list[str] = ["1 = 1"]
+        """Cached messages matching query, newest first: by id, which rises in the order of caching.
+
+        With full text, the FTS index drives the query: its matches come in rowid order, so
+        the newest are found without reading every match.
+        """
+        where: list[str] = []
         params: list[Any] = []
+        if query.text is not None:
+            source, order = "messages_fts f JOIN messages m ON m.id = f.rowid", "f.rowid"
+            where.append("messages_fts MATCH ?")
+            params.append(_fts_phrase(query.text))
+        else:
+            source, order = "messages m", "m.id"
         if query.account is not None:
             where.append("m.account = ?")
             params.append(query.account)
@@ -539,9 +559,6 @@ class Store:
         if query.subject is not None:
             where.append("instr(lower(m.subject), ?) > 0")
             params.append(query.subject.lower())
-        if query.text is not None:
-            where.append("m.id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)")
-            params.append(_fts_phrase(query.text))
         if query.since is not None:
             where.append("m.received_at >= ?")
             params.append(query.since)
@@ -552,10 +569,10 @@ class Store:
             where.append("EXISTS (SELECT 1 FROM message_labels l WHERE l.message = m.id AND l.label = ?)")
             params.append(query.label)
         if query.after_id is not None:
-            where.append("m.id > ?")
+            where.append(f"{order} > ?")
             params.append(query.after_id)
-        sql = (f"SELECT {', '.join('m.' + c for c in ('id', *MESSAGE_COLUMNS))} FROM messages m "
-               f"WHERE {' AND '.join(where)} ORDER BY m.received_at DESC, m.id DESC LIMIT ?")
+        sql = (f"SELECT {', '.join('m.' + c for c in ('id', *MESSAGE_COLUMNS))} FROM {source} "
+               f"WHERE {' AND '.join(where) or '1 = 1'} ORDER BY {order} DESC LIMIT ?")
         params.append(query.limit)
         cur = self._conn.execute(sql, params)
         names = [d[0] for d in cur.description]

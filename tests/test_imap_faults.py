@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -140,22 +140,27 @@ async def test_a_reset_connection_is_reopened_at_once(
 
 
 class FaultAtParse(Parser):
-    """The real Parser, calling `fault` once its nth message is parsed: a fault at a known point of a sync.
+    """The real Parser, calling `fault` when the batch holding its nth message is handed to it, or parsed.
 
-    The sync fetches a batch of 50, then parses and caches it message by message; a fault placed
-    here lands inside a batch, which no timing from outside can do reliably.
+    The sync fetches batches of 50 and parses each as a whole, while it fetches the next one and
+    stores the ones before; a fault placed here lands at a known point of that pipeline, which no
+    timing from outside can do reliably.
     """
 
-    def __init__(self, nth: int, fault: Callable[[], object]) -> None:
+    def __init__(self, nth: int, fault: Callable[[], object], *, before: bool = False) -> None:
         super().__init__(workers=1)
         self.parsed = 0
         self._nth = nth
         self._fault = fault
+        self._before = before
 
-    async def parse(self, raw: bytes) -> ParsedMessage:
-        parsed = await super().parse(raw)
-        self.parsed += 1
-        if self.parsed == self._nth:
+    async def parse_many(self, raws: Sequence[bytes]) -> list[ParsedMessage]:
+        before, self.parsed = self.parsed, self.parsed + len(raws)
+        hit = before < self._nth <= self.parsed
+        if hit and self._before:
+            self._fault()
+        parsed = await super().parse_many(raws)
+        if hit and not self._before:
             self._fault()
         return parsed
 
@@ -171,7 +176,9 @@ def deliver_first_sync(server: Dovecot) -> list[str]:
 async def test_a_server_crash_in_the_middle_of_a_first_sync_caches_each_message_once(
         home: Path, server: Dovecot, caplog: pytest.LogCaptureFixture) -> None:
     subjects = deliver_first_sync(server)
-    parser = FaultAtParse(60, server.crash)  # inside the second batch: the third one's FETCH fails
+    # As the first batch is handed to the parser, while the second one is fetched: that FETCH or the
+    # third one's fails; what was fetched before is parsed and stored.
+    parser = FaultAtParse(30, server.crash, before=True)
     async with await Inbox.open(home) as inbox:
         sync = ImapSync(account(server), SECRET, inbox, parser, timing=FAST)
         try:
@@ -192,9 +199,27 @@ async def test_a_server_crash_in_the_middle_of_a_first_sync_caches_each_message_
     assert_no_log_shows_the_password(caplog)
 
 
+async def test_a_first_sync_stores_batch_by_batch_in_order_with_its_progress(home: Path, server: Dovecot) -> None:
+    """Fetch, parse and store overlap, yet batches are stored in order, each with the progress up to it."""
+    subjects = deliver_first_sync(server)
+    seen: list[tuple[str, int, int, list[tuple[object, ...]]]] = []
+
+    def progress(mailbox: str, done: int, total: int) -> None:
+        seen.append((mailbox, done, total, db_rows(home, "SELECT last_uid, COUNT(*) FROM mailbox_state, messages")))
+
+    async with syncing(home, account(server), SECRET) as (_, sync):
+        assert await sync.sync_once(progress) == FIRST_SYNC
+    assert seen == [("INBOX", done, FIRST_SYNC, [(done, done)]) for done in (50, 100, 120)]  # uids 1 to 120
+    assert cached_subjects(home) == Counter(subjects)
+
+
 async def test_a_sync_stopped_in_the_middle_of_a_batch_resumes_without_duplicates(
         home: Path, server: Dovecot) -> None:
-    """The sync's own process stops mid-batch (its task cancelled); a new sync fetches that batch again."""
+    """The sync's own process stops mid-sync (its task cancelled); a new sync fetches the rest, nothing twice.
+
+    A batch is stored together with the mailbox's progress, in one transaction: what the stop
+    leaves is whole batches, and the progress says exactly which.
+    """
     subjects = deliver_first_sync(server)
     stopped: list[asyncio.Task[None]] = []
     parser = FaultAtParse(60, lambda: stopped[0].cancel())
@@ -205,9 +230,10 @@ async def test_a_sync_stopped_in_the_middle_of_a_batch_resumes_without_duplicate
             with pytest.raises(asyncio.CancelledError):
                 await asyncio.wait_for(stopped[0], 30)
             # this runs on the database thread after any insert the cancellation left running there
-            assert await inbox.mailbox_state("test", "INBOX") == (server.uidvalidity(), 50)
+            state = await inbox.mailbox_state("test", "INBOX")
             partly = sum(cached_subjects(home).values())
-            assert 50 < partly < 100, partly  # the first batch and part of the second
+            assert partly in (50, 100), partly  # the first batch, and the second if its store had begun
+            assert state == (server.uidvalidity(), partly)  # uids 1 to 120: the progress is what is stored
         finally:
             await sync.disconnect()
             parser.close()

@@ -13,7 +13,7 @@ import pytest
 from mailgent_mcp.imap import ImapAccount, ImapLoginFailed, ImapSync, Security, Timing
 from mailgent_mcp.inbox import CachedMessage, Inbox
 from mailgent_mcp.parse import Parser
-from mailgent_mcp.store import MessageQuery
+from mailgent_mcp.store import MessageQuery, Store
 
 from .dovecot import Dovecot, SmtpHop, dovecot, smtp_hop  # noqa: F401 - fixtures
 
@@ -140,17 +140,36 @@ async def test_every_message_arrives_once_across_a_fault(home: Path, dovecot: Do
     assert sync.status.errors >= 1 or fault == "kick"
 
 
-async def test_uidvalidity_reset_resyncs_without_duplicates(home: Path, dovecot: Dovecot) -> None:
+async def test_uidvalidity_reset_resyncs_without_duplicates(home: Path, dovecot: Dovecot,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    looked_up: list[str] = []  # Message-IDs looked for to rebind: only a resync has anything to rebind
+    rebind = Store.rebind_message
+
+    def counted(store: Store, account: str, mailbox: str, message_id: str, uidvalidity: int, uid: int) -> bool:
+        looked_up.append(message_id)
+        return rebind(store, account, mailbox, message_id, uidvalidity, uid)
+
+    monkeypatch.setattr(Store, "rebind_message", counted)
     dovecot.deliver(mail("first", message_id="m1@service.example"))
     dovecot.deliver(mail("second", message_id="m2@service.example"))
     async with syncing(home, account(dovecot), dovecot.password) as (inbox, sync):
         assert await sync.sync_once() == 2
+        cached = [m.id for m in await inbox.read(MessageQuery())]
+        await sync.disconnect()
+        dovecot.deliver(mail("fourth", message_id="m4@service.example"))
+        assert await sync.sync_once() == 1
+        assert looked_up == []
         await sync.disconnect()
         before = dovecot.uidvalidity()
         assert dovecot.reset_uidvalidity() != before
         dovecot.deliver(mail("third", message_id="m3@service.example"))
         assert await sync.sync_once() == 1
-        assert [m.subject for m in await inbox.read(MessageQuery())] == ["third", "second", "first"]
+        assert sorted(looked_up) == ["<m1@service.example>", "<m2@service.example>", "<m3@service.example>",
+                                     "<m4@service.example>"]
+        assert [m.subject for m in await inbox.read(MessageQuery())] == ["third", "fourth", "second", "first"]
+        assert [m.id for m in await inbox.read(MessageQuery())][2:] == cached  # rebound, not cached anew
+        state = await inbox.mailbox_state("test", "INBOX")
+        assert state is not None and state[0] == dovecot.uidvalidity()
 
 
 async def test_an_oversized_message_is_kept_as_headers(home: Path, dovecot: Dovecot) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from mailgent_mcp.errors import InvalidInput
 from mailgent_mcp.inbox import Inbox, parse_age
-from mailgent_mcp.parse import parse_message
+from mailgent_mcp.parse import ParsedMessage, parse_message
 from mailgent_mcp.store import MIGRATIONS, SCHEMA_VERSION, MessageQuery, _statements
 from mailgent_mcp.vault import Vault
 
@@ -185,3 +186,83 @@ def test_migration_statements_keep_trigger_bodies_whole() -> None:
     statements = _statements(MIGRATIONS[1])
     triggers = [s for s in statements if s.startswith("CREATE TRIGGER")]
     assert len(triggers) == 2 and all(t.rstrip().endswith("END;") for t in triggers)
+
+
+async def test_add_many_stores_a_batch_with_the_mailbox_state_in_one_transaction(home: Path) -> None:
+    batch = [(uid, parse_message(mail(f"s{uid}@x.test", "me@x.test", f"m{uid}", "body")), uid == 2)
+             for uid in (1, 2, 3)]
+    async with await Inbox.open(home) as inbox:
+        ids = await inbox.add_many("acct", "INBOX", 7, batch, last_uid=3)
+        assert len(ids) == 3 and await inbox.mailbox_state("acct", "INBOX") == (7, 3)
+        assert await inbox.add_many("acct", "INBOX", 7, batch[1:], last_uid=3) == []  # nothing twice
+        assert [(m.subject, m.seen) for m in await inbox.read(MessageQuery())] == [
+            ("m3", False), ("m2", True), ("m1", False)]
+        # A message that cannot be stored fails its batch: none of it, and no progress, is kept.
+        broken = dataclasses.replace(parse_message(mail("b@x.test", "me@x.test", "bad", "b")), raw_size=object())
+        good = parse_message(mail("g@x.test", "me@x.test", "good", "g"))
+        with pytest.raises(sqlite3.Error):
+            await inbox.add_many("acct", "INBOX", 7, [(4, good, False), (5, broken, False)], last_uid=5)
+        assert await inbox.mailbox_state("acct", "INBOX") == (7, 3)
+        assert [m.subject for m in await inbox.read(MessageQuery())] == ["m3", "m2", "m1"]
+        # Without last_uid the state stays where it is (a resync records it at the end).
+        assert len(await inbox.add_many("acct", "INBOX", 7, [(4, good, False)])) == 1
+        assert await inbox.mailbox_state("acct", "INBOX") == (7, 3)
+
+
+async def test_add_many_rebinds_by_message_id_only_when_asked(home: Path) -> None:
+    def batch(uids: tuple[int, ...]) -> list[tuple[int, ParsedMessage, bool]]:
+        return [(uid, parse_message(mail("a@x.test", "me@x.test", f"m{n}", "b", f"Message-ID: <m{n}@x.test>\r\n")),
+                 False) for n, uid in enumerate(uids)]
+
+    async with await Inbox.open(home) as inbox:
+        first = await inbox.add_many("acct", "INBOX", 1, batch((1, 2)), last_uid=2)
+        assert await inbox.add_many("acct", "INBOX", 2, batch((10, 11)), rebind=True) == []
+        assert sorted(db_rows(home, "SELECT id, uidvalidity, uid FROM messages")) == [
+            (first[0], 2, 10), (first[1], 2, 11)]
+        assert len(await inbox.add_many("acct", "INBOX", 3, batch((20, 21)))) == 2  # a copy each, not rebound
+
+
+async def test_newest_first_is_the_order_of_caching_for_every_filter(home: Path) -> None:
+    """Full text, any other filter and none at all agree, even when the clock steps back."""
+    clock = Clock()
+    async with await Inbox.open(home, clock=clock) as inbox:
+        for uid in range(1, 31):
+            clock.now += -3600 if uid == 20 else 60  # one step back (an NTP correction)
+            sender = "even@x.test" if uid % 2 == 0 else "odd@y.test"
+            await inbox.add("acct", "INBOX", 1, uid, parse_message(mail(sender, "me@x.test", f"m{uid}", "common word")))
+
+        async def uids(**filters: object) -> list[int]:
+            return [int(m.subject[1:]) for m in await inbox.read(MessageQuery(**filters))]  # type: ignore[arg-type]
+
+        assert await uids(limit=5) == [30, 29, 28, 27, 26]
+        assert await uids(text="common", limit=5) == [30, 29, 28, 27, 26]
+        assert await uids(text="word", sender="x.test", limit=4) == [30, 28, 26, 24]
+        assert await uids(sender="x.test", limit=4) == [30, 28, 26, 24]
+        assert await uids(text="common", limit=3, after_id=(await inbox.read(MessageQuery(limit=1)))[0].id - 4) == [
+            30, 29, 28]
+        assert await uids(text="common", account="other") == []
+        assert (await uids(text="common", limit=100))[::-1] == list(range(1, 31))
+
+
+async def test_a_version_6_cache_gets_the_id_ordered_indexes_and_keeps_its_messages(home: Path) -> None:
+    async with await Inbox.open(home) as inbox:
+        await inbox.add("acct", "INBOX", 1, 1, parse_message(mail("a@x.test", "me@x.test", "kept", "still here")))
+    # Take the file back to schema 6: the indexes as they were, without the Message-ID one.
+    conn = sqlite3.connect(home / "vault.db")
+    conn.executescript("""
+        DROP INDEX messages_by_message_id;
+        DROP INDEX messages_by_account;
+        CREATE INDEX messages_by_account ON messages (account, received_at DESC);
+        DROP INDEX messages_by_sender;
+        CREATE INDEX messages_by_sender ON messages (from_addr, received_at DESC);
+        PRAGMA user_version = 6;
+    """)
+    conn.close()
+    async with await Inbox.open(home) as inbox:
+        assert [m.subject for m in await inbox.read(MessageQuery(text="still"))] == ["kept"]
+    assert db_rows(home, "PRAGMA user_version") == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 7
+    indexes = dict(db_rows(home, "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages' "
+                                 "AND sql IS NOT NULL"))
+    assert "(account, mailbox, message_id)" in str(indexes["messages_by_message_id"])
+    assert str(indexes["messages_by_sender"]).endswith("(from_addr)")
+    assert str(indexes["messages_by_account"]).endswith("(account)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sysconfig
 import time
 from pathlib import Path
@@ -109,3 +110,73 @@ async def test_parser_processes_enforce_the_time_limit_and_recover() -> None:
         assert after.subject == "Your code is 123456" and after.problem is None
     finally:
         parser.close()
+
+
+def numbered(n: int, extra: bytes = b"") -> bytes:
+    return (b"From: Sender %d <s%d@example.test>\r\nTo: agent@example.test\r\nSubject: message %d\r\n%s"
+            b"Content-Type: text/plain\r\n\r\nbody %d\r\n" % (n, n, n, extra, n))
+
+
+async def test_parse_many_parses_a_batch_across_the_workers_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    raws = [numbered(n) for n in range(7)]
+    monkeypatch.setattr(parse, "MAX_MESSAGE_BYTES", max(len(r) for r in raws) + 10)
+    raws.insert(3, numbered(99, b"X-Padding: " + b"x" * 100 + b"\r\n"))  # over the cap: headers only
+    parser = Parser(workers=2)
+    try:
+        parsed = await parser.parse_many(raws)
+        assert await parser.parse_many([]) == []
+    finally:
+        parser.close()
+    assert [m.subject for m in parsed] == [f"message {n}" for n in (0, 1, 2, 99, 3, 4, 5, 6)]
+    assert [m.text.strip() for m in parsed] == [f"body {n}" for n in (0, 1, 2)] + [""] + [
+        f"body {n}" for n in (3, 4, 5, 6)]
+    assert parsed[3].problem is not None and "-byte limit" in parsed[3].problem
+    assert all(m.problem is None for i, m in enumerate(parsed) if i != 3)
+
+
+async def test_a_chunk_whose_worker_dies_keeps_its_other_messages() -> None:
+    from .helpers.parse_faults import FaultyParser
+
+    raws = [numbered(n, b"X-Test-Fault: exit\r\n" if n == 4 else b"") for n in range(6)]
+    parser = FaultyParser(workers=2)
+    try:
+        parsed = await parser.parse_many(raws)
+        again = await parser.parse_many([numbered(10), numbered(11)])  # a new pool took over
+    finally:
+        parser.close()
+    assert [m.subject for m in parsed] == [f"message {n}" for n in range(6)]
+    assert parsed[4].problem == "the parser process died on this message" and parsed[4].text == ""
+    assert [m.text.strip() for i, m in enumerate(parsed) if i != 4] == [f"body {n}" for n in (0, 1, 2, 3, 5)]
+    assert all(m.problem is None for i, m in enumerate(parsed) if i != 4)
+    assert [(m.subject, m.problem) for m in again] == [("message 10", None), ("message 11", None)]
+
+
+async def test_a_chunk_that_overruns_is_parsed_again_one_at_a_time() -> None:
+    """The hanging message alone is kept as headers with a marker; the rest of its chunk is parsed."""
+    from .helpers.parse_faults import FaultyParser
+
+    raws = [numbered(n, b"X-Test-Fault: hang\r\n" if n == 1 else b"") for n in range(6)]
+    parser = FaultyParser(workers=2, time_limit=3.0)  # a worker's start and a parse fit well inside
+    try:
+        parsed = await parser.parse_many(raws)
+    finally:
+        parser.close()
+    assert [m.subject for m in parsed] == [f"message {n}" for n in range(6)]
+    assert parsed[1].problem == "parsing took over 3 s" and parsed[1].from_addr == "s1@example.test"
+    assert [m.text.strip() for i, m in enumerate(parsed) if i != 1] == [f"body {n}" for n in (0, 2, 3, 4, 5)]
+    assert all(m.problem is None for i, m in enumerate(parsed) if i != 1)
+
+
+async def test_a_parse_caught_in_another_parses_overrun_is_tried_again() -> None:
+    """One worker: the second message waits behind a hanging one, whose overrun kills the pool under it."""
+    from .helpers.parse_faults import FaultyParser
+
+    parser = FaultyParser(workers=1, time_limit=3.0)
+    try:
+        hanging = asyncio.create_task(parser.parse(numbered(1, b"X-Test-Fault: hang\r\n")))
+        await asyncio.sleep(1.0)  # its limit ends a second before the waiting one's
+        waiting = await parser.parse(numbered(2))
+        assert (await hanging).problem == "parsing took over 3 s"
+    finally:
+        parser.close()
+    assert (waiting.subject, waiting.text.strip(), waiting.problem) == ("message 2", "body 2", None)
