@@ -40,7 +40,6 @@ import asyncio
 import base64
 import gc
 import itertools
-import logging
 import math
 import os
 import platform
@@ -379,7 +378,10 @@ async def ours_once(server: Dovecot, inbox: Inbox, sync: ImapSync, message: byte
     deadline = time.perf_counter() + 10
     while not sync.status.idling and time.perf_counter() < deadline:
         await asyncio.sleep(POLL_S)
-    await asyncio.sleep(0.1)  # status.idling is set just before the IDLE command goes out
+    # status.idling is set just before the IDLE command goes out; the first IDLE after a sync
+    # is short (Timing.settle), and the NOOP after it would see the mail sooner than IDLE
+    # does: wait for the steady IDLE, as mail mostly finds it.
+    await asyncio.sleep(sync.timing.settle + 0.5)
     start = time.perf_counter()
     await asyncio.to_thread(server.deliver, message)
     return await visible_at(inbox, subject) - start
@@ -411,13 +413,8 @@ async def push_latency(server: Dovecot, maker: MailMaker, home: Path, trials: in
                             (raw if side == "raw" else ours).times.append(seconds)
                         await asyncio.sleep(0.2)
             finally:
-                stop.set()
-                # run() sees stop only between IDLEs (up to Timing.keepalive, 60 s): a kick ends this one,
-                # and the warning it logs is expected.
-                logging.getLogger("mailgent_mcp.imap").setLevel(logging.ERROR)
-                await asyncio.to_thread(server.kick, PUSH_USER)
+                stop.set()  # the IDLE ends within IDLE_TICK
                 await asyncio.wait_for(task, 30)
-                logging.getLogger("mailgent_mcp.imap").setLevel(logging.NOTSET)
     finally:
         parser.close()
         client.logout()
@@ -587,6 +584,8 @@ def query_plans(made: Sequence[tuple[Mail, str]], rng: random.Random, count: int
         "subject substring": [MessageQuery(subject=subject_word().lower()) for _ in range(count)],
         "full-text word": [MessageQuery(text=rng.choice(WORDS)) for _ in range(count)],
         "unread only": [MessageQuery(seen=False) for _ in range(count)],
+        # what inbox_wait asks while it waits: mail received since its call (none yet)
+        "received since now (none)": [MessageQuery(since=time.time() + 3600) for _ in range(count)],
     }
 
 

@@ -169,6 +169,7 @@ async def test_a_version_3_cache_is_migrated_and_keeps_its_messages(home: Path) 
     conn = sqlite3.connect(home / "vault.db")
     conn.execute("ALTER TABLE messages DROP COLUMN extraction")  # v5
     conn.execute("ALTER TABLE messages DROP COLUMN extractor")
+    conn.execute("DROP INDEX messages_by_message_id")  # v7
     conn.execute("DROP TABLE handed_out")
     conn.execute("DROP INDEX messages_seen_pending")
     conn.execute("ALTER TABLE messages DROP COLUMN seen_pending")
