@@ -181,7 +181,8 @@ def _top_level_alternatives(pattern: str) -> list[str]:
 
 def normalise(text: str) -> str:
     """NFKC (full-width digits and letters become ASCII), no zero-width characters, tidy whitespace."""
-    text = unicodedata.normalize("NFKC", text.translate(_ZERO_WIDTH))
+    if not text.isascii():  # ASCII is NFKC already and holds none of the characters dropped
+        text = unicodedata.normalize("NFKC", text.translate(_ZERO_WIDTH))
     text = _SPACES.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = "\n".join(line.strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", text).strip()
@@ -474,6 +475,7 @@ _SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("digits", re.compile(r"(?<![0-9A-Za-z])(?<![0-9]-)[0-9]{4,10}(?![0-9A-Za-z]|-[0-9])")),
 )
 _DIGIT = re.compile(r"[0-9]")
+_CURRENCY = frozenset("$€£¥₩₽")  # the signs _MASKS takes for prices
 MAX_CANDIDATES = 200  # per text: a real verification mail has a handful; this bounds hostile ones
 _KEYWORD_BEFORE = 160  # how far before a candidate its keyword may stand
 _KEYWORD_AFTER = 90
@@ -492,13 +494,43 @@ def _mask(text: str) -> str:
     return _MASKS.sub(lambda m: " " * len(m.group()), text)
 
 
-def _candidates(text: str) -> list[_Candidate]:
-    masked = _mask(text)
+def _code_lines(text: str, code_words: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(start, end) of the runs of lines where a candidate could stand near one of code_words.
+
+    A candidate counts only with a keyword from _KEYWORD_BEFORE before its start to
+    _KEYWORD_AFTER after its end, so it overlaps [end - _KEYWORD_AFTER, start + _KEYWORD_BEFORE]
+    of that word. Whole lines are taken because neither a mask nor a code shape runs over a
+    line break, except a price whose currency sign ends the line above: that line comes too.
+    """
+    runs: list[tuple[int, int]] = []
+    for word_start, word_end in code_words:
+        start = text.rfind("\n", 0, max(0, word_end - _KEYWORD_AFTER)) + 1
+        while start >= 2 and text[start - 2] in _CURRENCY:
+            start = text.rfind("\n", 0, start - 1) + 1
+        end = text.find("\n", min(len(text), word_start + _KEYWORD_BEFORE))
+        end = len(text) if end < 0 else end
+        if runs and start <= runs[-1][1]:
+            runs[-1] = (runs[-1][0], max(end, runs[-1][1]))
+        else:
+            runs.append((start, end))
+    return runs
+
+
+def _candidates(text: str, lines: Iterable[tuple[int, int]] | None = None) -> list[_Candidate]:
+    """Candidates of every shape in text, or in those runs of its lines (see _code_lines) only."""
     taken: list[tuple[int, int]] = []
     found: list[_Candidate] = []
+    for line_start, line_end in lines if lines is not None else [(0, len(text))]:
+        _shapes_in(text[line_start:line_end], line_start, taken, found)
+    found.sort(key=lambda c: c.start)
+    return found
+
+
+def _shapes_in(text: str, offset: int, taken: list[tuple[int, int]], found: list[_Candidate]) -> None:
+    masked = _mask(text)
     for shape, pattern in _SHAPES:
         for match in pattern.finditer(masked):
-            start, end = match.span()
+            start, end = match.start() + offset, match.end() + offset
             if any(start < b and a < end for a, b in taken):
                 continue
             raw = match.group()
@@ -507,12 +539,10 @@ def _candidates(text: str) -> list[_Candidate]:
             if shape == "prefixed":
                 code, kind = match.group(1), "numeric"
             else:
-                code = re.sub(r"[\s-]", "", raw)
+                code = raw.replace(" ", "").replace("\t", "").replace("-", "")  # the separators of the shapes
                 kind = "numeric" if code.isdigit() else "alphanumeric"
             taken.append((start, end))
             found.append(_Candidate(code, kind, start, end, raw))
-    found.sort(key=lambda c: c.start)
-    return found
 
 
 def _line(text: str, cand: _Candidate) -> tuple[int, int]:
@@ -606,7 +636,15 @@ def find_codes(subject: str, main: str, quoted: str = "") -> list[Code]:
         if not _DIGIT.search(text):
             continue  # every shape of code has a digit
         lower = _lower(text)
-        cands = [c for c in _candidates(text)[:MAX_CANDIDATES] if not _ruled_out(text, lower, c)]
+        code_words = [m.span() for m in _CODE_WORDS.finditer(lower)]
+        if not code_words:
+            # No code word anywhere: no candidate could score. (A keyword window cut out of the text
+            # can only add a match at its edge, 200 characters before its candidate: too far to count.)
+            continue
+        # Candidates are looked for only on the lines near a code word: masking and the shapes
+        # cost most on long newsletters whose code stands in a line or two at the top.
+        cands = [c for c in _candidates(text, _code_lines(text, code_words))[:MAX_CANDIDATES]
+                 if not _ruled_out(text, lower, c)]
         keywords = _keywords(lower, cands) if cands else []
         if not keywords:
             continue
