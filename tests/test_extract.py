@@ -233,3 +233,23 @@ def test_pathological_text_still_gives_a_result(text: str) -> None:
     # Each of these once took seconds to minutes (quadratic regexes); the parse time limit is 5 s.
     for fields in ({"text": text}, {"html": text}):
         assert len(extract(**fields).extracted_text) <= TEXT_CAP
+
+
+
+def test_word_patterns_on_lowered_text_match_like_the_case_insensitive_ones() -> None:
+    # The word patterns run without re.IGNORECASE on _lower()ed text, the code words with each
+    # leading \b moved behind the first character: spans must be those of the plain re.I pattern.
+    import random
+
+    from mailgent_mcp.extract import _CODE_WORDS, _CODE_WORDS_SOURCE, _lower
+
+    reference = re.compile(_CODE_WORDS_SOURCE, re.I)
+    words = ["Code", "CODES", "passcode", "Verificationcode", "Bestätigungscode", "OTP", "pin-code", "Sign-In Code",
+             "xcode", "2FA", "Two-Factor", "КОД", "Kodu", "KODE", "验证码", "コード", "인증 번호", "Código", "One-time",
+             "Authentication", "token", "İnfo", "ſecurity code", "your", "is", "123456", "\n", ".", "—"]
+    rng = random.Random(7)
+    for _ in range(3000):
+        text = rng.choice([" ", "", "-"]).join(rng.choice(words) for _ in range(rng.randint(1, 12)))
+        lowered = _lower(text)
+        assert len(lowered) == len(text)
+        assert [m.span() for m in _CODE_WORDS.finditer(lowered)] == [m.span() for m in reference.finditer(text)], text

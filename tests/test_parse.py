@@ -180,3 +180,20 @@ async def test_a_parse_caught_in_another_parses_overrun_is_tried_again() -> None
     finally:
         parser.close()
     assert (waiting.subject, waiting.text.strip(), waiting.problem) == ("message 2", "body 2", None)
+
+
+@pytest.mark.parametrize("path", [*CPYTHON_CORPUS, *sorted((Path(__file__).parent / "data").rglob("*.eml")),
+                                  *sorted((Path(__file__).parent / "data").rglob("*.raw"))], ids=lambda p: p.name)
+def test_fields_come_from_what_mail_parser_decoded_while_parsing(path: Path) -> None:
+    # _parse reads the headers mail-parser decoded during its parse (mail.mail) instead of
+    # decoding them again through mail.subject, mail.headers...: the values must be the same.
+    import mailparser
+
+    mail = mailparser.parse_from_bytes(path.read_bytes())
+    m = parse._parse(path.read_bytes())
+    assert m.subject == parse.unfold(str(mail.subject or ""))
+    assert m.message_id == ((str(mail.message_id).strip() or None) if mail.message_id else None)
+    assert (m.to, m.cc) == (tuple(a for _, a in parse._addresses(mail.to) if a),
+                            tuple(a for _, a in parse._addresses(mail.cc) if a))
+    from_pairs = parse._addresses(mail.from_)
+    assert m.from_addr == (from_pairs[0][1] or None if from_pairs else None)
