@@ -267,3 +267,19 @@ async def test_a_version_6_cache_gets_the_id_ordered_indexes_and_keeps_its_messa
     assert "(account, mailbox, message_id)" in str(indexes["messages_by_message_id"])
     assert str(indexes["messages_by_sender"]).endswith("(from_addr)")
     assert str(indexes["messages_by_account"]).endswith("(account)")
+
+
+async def test_since_finds_every_message_received_since_even_when_the_clock_stepped_back(home: Path) -> None:
+    clock = Clock()
+    async with await Inbox.open(home, clock=clock) as inbox:
+        for uid, at in enumerate((1000.0, 500.0, 2000.0, 100.0), start=1):  # cached in this order
+            clock.now = 1_800_000_000.0 + at
+            await inbox.add("acct", "INBOX", 1, uid, parse_message(mail("a@x.test", "me@x.test", f"at {at:g}", "b")))
+
+        async def subjects(since: float) -> list[str]:
+            return [m.subject for m in await inbox.read(MessageQuery(since=1_800_000_000.0 + since, limit=100))]
+
+        assert await subjects(900) == ["at 2000", "at 1000"]
+        assert await subjects(400) == ["at 2000", "at 500", "at 1000"]
+        assert await subjects(50) == ["at 100", "at 2000", "at 500", "at 1000"]
+        assert await subjects(3000) == []
