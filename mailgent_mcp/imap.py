@@ -42,6 +42,7 @@ Progress = Callable[[str, int, int], None]
 FETCH_BATCH = 50
 FLAGS_BATCH = 1000  # UIDs per FETCH FLAGS: a short enough command line for any server
 PARSE_AHEAD = 2  # fetched batches handed to the Parser at once, so that its workers never wait on us
+IDLE_MAX_S = 25 * 60.0  # servers may drop an IDLE after 30 minutes; RFC 2177 asks clients to renew within 29
 IDLE_TICK = 0.5  # seconds between checks of the stop flag while in IDLE
 
 
@@ -84,13 +85,18 @@ class Timing:
     """How often the sync checks a quiet connection; tests shorten these."""
 
     socket_timeout: float = 30.0
-    keepalive: float = 60.0  # IDLE is interrupted for a NOOP this often, to find a silently dead link
+    # IDLE is interrupted for a NOOP this often, to find a silently dead link; each IDLE is
+    # re-issued after it, well inside the 29 minutes of RFC 2177 §3 (see __post_init__).
+    keepalive: float = 60.0
     settle: float = 2.0  # the first IDLE after a sync ends this soon for one NOOP (see _wait_for_mail)
-    idle_renew: float = 9 * 60.0  # RFC 2177: re-issue IDLE well inside 29 minutes
     poll_interval: float = 30.0  # without IDLE
     backoff_first: float = 1.0
     backoff_max: float = 60.0
     login_retry: float = 300.0  # a refused password is not retried in a tight loop
+
+    def __post_init__(self) -> None:
+        if not 0 < self.keepalive <= IDLE_MAX_S:
+            raise ValueError(f"keepalive must be more than 0 and at most {IDLE_MAX_S:g} s (RFC 2177 §3)")
 
 
 def ssl_context(account: ImapAccount) -> ssl.SSLContext:

@@ -17,7 +17,7 @@ from mailgent_mcp.store import MessageQuery, Store
 
 from .dovecot import Dovecot, SmtpHop, dovecot, smtp_hop  # noqa: F401 - fixtures
 
-FAST = Timing(socket_timeout=3.0, keepalive=2.0, idle_renew=60.0, poll_interval=1.0, backoff_first=0.2,
+FAST = Timing(socket_timeout=3.0, keepalive=2.0, poll_interval=1.0, backoff_first=0.2,
               backoff_max=1.0, login_retry=30.0)
 
 
@@ -209,7 +209,7 @@ async def test_mail_arriving_while_the_sync_runs_is_not_left_for_the_keepalive(
         return original(self, *args)
 
     monkeypatch.setattr(imap.ImapSession, step, deliver_then_search)
-    slow = Timing(socket_timeout=3.0, keepalive=30.0, idle_renew=60.0, backoff_first=0.2, backoff_max=1.0)
+    slow = Timing(socket_timeout=3.0, keepalive=30.0, backoff_first=0.2, backoff_max=1.0)
     async with syncing(home, account(dovecot), dovecot.password) as (inbox, sync):
         sync.timing = slow
         if step != "all_uids":  # the mailbox is known: the next sync searches for what is new
@@ -228,7 +228,7 @@ async def test_mail_arriving_while_the_sync_runs_is_not_left_for_the_keepalive(
 
 async def test_stopping_a_sync_in_idle_does_not_wait_for_the_keepalive(home: Path, dovecot: Dovecot) -> None:
     async with syncing(home, account(dovecot), dovecot.password) as (inbox, sync):
-        sync.timing = Timing(socket_timeout=3.0, keepalive=60.0, idle_renew=120.0)
+        sync.timing = Timing(socket_timeout=3.0, keepalive=60.0)
         stop = asyncio.Event()
         task = asyncio.create_task(sync.run(stop))
         deadline = time.monotonic() + 10
@@ -261,3 +261,9 @@ async def test_the_first_sync_takes_the_newest_by_count_and_days(home: Path, dov
         assert await subjects_when(inbox, len(expected), timeout=0) == expected
         dovecot.deliver(mail("later"))
         assert await sync.sync_once() == 1  # after the first sync, everything new
+
+
+def test_a_keepalive_past_rfc_2177s_29_minutes_is_refused() -> None:
+    with pytest.raises(ValueError, match="RFC 2177"):
+        Timing(keepalive=30 * 60.0)
+    assert Timing(keepalive=25 * 60.0).keepalive == 1500.0
