@@ -43,6 +43,7 @@ FETCH_BATCH = 50
 FLAGS_BATCH = 1000  # UIDs per FETCH FLAGS: a short enough command line for any server
 PARSE_AHEAD = 2  # fetched batches handed to the Parser at once, so that its workers never wait on us
 IDLE_MAX_S = 25 * 60.0  # servers may drop an IDLE after 30 minutes; RFC 2177 asks clients to renew within 29
+EXTRACT_INLINE = 50  # a first sync extracts its newest this many at once, the rest in the background
 IDLE_TICK = 0.5  # seconds between checks of the stop flag while in IDLE
 
 
@@ -367,7 +368,8 @@ class ImapSync:
         else:
             last_uid = state[1]
             uids = await self._call(session.uids_after, last_uid)
-        added = await self._cache(session, mailbox, uidvalidity, uids, resync=resync, progress=progress)
+        added = await self._cache(session, mailbox, uidvalidity, uids, resync=resync, bulk=state is None or resync,
+                                  progress=progress)
         last_uid = max([last_uid, *uids])
         if resync:
             # Every message now has its new identity (rebound by Message-ID, or cached anew):
@@ -380,7 +382,7 @@ class ImapSync:
         return added
 
     async def _cache(self, session: ImapSession, mailbox: str, uidvalidity: int, uids: list[int], *,
-                     resync: bool, progress: Progress | None) -> int:
+                     resync: bool, bulk: bool, progress: Progress | None) -> int:
         """Fetch, parse and store uids batch by batch, the three stages overlapping; the number cached.
 
         Batches are stored in order, each in one transaction with the mailbox's progress (but a
@@ -388,6 +390,10 @@ class ImapSync:
         is still parsed and stored; on cancellation, what is being stored is.
         """
         batches = [uids[at:at + FETCH_BATCH] for at in range(0, len(uids), FETCH_BATCH)]
+        # A first sync or a resync caches a mailbox's past in bulk: its newest messages are
+        # extracted as they come, the rest are cached at once and extracted after, in the
+        # background (Inbox.reindex, run by the server's InboxService and by `inbox sync`).
+        extract_from = uids[-EXTRACT_INLINE] if bulk and len(uids) > EXTRACT_INLINE else 0
         added = done = 0
         fetching: asyncio.Task[list[tuple[int, bytes, bool, int]]] | None = None
         parsing: collections.deque[tuple[list[int], asyncio.Task[list[tuple[int, ParsedMessage, bool]]]]] = (
@@ -425,7 +431,7 @@ class ImapSync:
                 if index + 1 < len(batches):
                     fetching = asyncio.create_task(self._call(session.fetch_batch, batches[index + 1],
                                                               self._max_bytes))
-                parsing.append((batch, asyncio.create_task(self._parse(fetched))))
+                parsing.append((batch, asyncio.create_task(self._parse(fetched, extract=batch[-1] >= extract_from))))
                 if len(parsing) >= PARSE_AHEAD:
                     await store_next()
             while parsing:
@@ -448,9 +454,11 @@ class ImapSync:
                     stage.exception()  # retrieved: the fault that ended the sync is raised already
         return added
 
-    async def _parse(self, fetched: list[tuple[int, bytes, bool, int]]) -> list[tuple[int, ParsedMessage, bool]]:
+    async def _parse(self, fetched: list[tuple[int, bytes, bool, int]], *,
+                     extract: bool = True) -> list[tuple[int, ParsedMessage, bool]]:
         """(uid, parsed, seen) of a fetched batch; an oversized message is kept as its headers."""
-        parsed = iter(await self._parser.parse_many([raw for _, raw, _, size in fetched if size <= self._max_bytes]))
+        parsed = iter(await self._parser.parse_many([raw for _, raw, _, size in fetched if size <= self._max_bytes],
+                                                    extract=extract))
         return [(uid, next(parsed) if size <= self._max_bytes else headers_only(
                     raw, f"message of {size} bytes is over the {self._max_bytes}-byte limit", raw_size=size), seen)
                 for uid, raw, seen, size in fetched]

@@ -187,6 +187,11 @@ async def cmd_sync(args: argparse.Namespace, out: TextIO, read_secret: Any) -> i
                 finally:
                     await sync.disconnect()
                 out.write(f"{account.name}: {added} new message(s)\n")
+            # A first sync extracts its newest messages at once and leaves the rest to this.
+            bar = _progress_bar("extracting", sys.stderr)
+            extracted = await inbox.reindex(parser, progress=lambda done, total: bar("older mail", done, total))
+            if extracted:
+                out.write(f"Extracted codes, links and text of {extracted} older message(s).\n")
     finally:
         parser.close()
     return 0

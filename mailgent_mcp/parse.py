@@ -139,13 +139,16 @@ def headers_only(raw: bytes, problem: str, raw_size: int | None = None) -> Parse
                          subject=subject, date=date, problem=problem)
 
 
-def parse_message(raw: bytes, trust_auth_results: bool = True) -> ParsedMessage:
+def parse_message(raw: bytes, trust_auth_results: bool = True, extract: bool = True) -> ParsedMessage:
     """Parse and extract one message in this process (no time limit: see Parser for that).
 
     trust_auth_results=False where no receiving server adds Authentication-Results (the
     embedded SMTP inbox): then any such header came from the sender and vouches for nothing.
+    extract=False leaves extraction to later (`Inbox.reindex`): the bulk of a first sync.
     """
     parsed = _parse(raw)
+    if not extract:
+        return parsed
     inp = ExtractInput(parsed.subject, parsed.text, parsed.html, parsed.from_addr, parsed.auth_results,
                        trust_auth_results)
     try:
@@ -194,9 +197,9 @@ def _parse(raw: bytes) -> ParsedMessage:
     )
 
 
-def parse_chunk(raws: Sequence[bytes], trust_auth_results: bool = True) -> list[ParsedMessage]:
+def parse_chunk(raws: Sequence[bytes], trust_auth_results: bool = True, extract: bool = True) -> list[ParsedMessage]:
     """Parse several messages in this process, in order (a Parser worker's unit of work)."""
-    return [parse_message(raw, trust_auth_results) for raw in raws]
+    return [parse_message(raw, trust_auth_results, extract) for raw in raws]
 
 
 def _ready() -> None:
@@ -219,8 +222,8 @@ class Parser:
     """
 
     # What the workers run (module-level functions, so that a spawned worker can import them).
-    run_one: Callable[[bytes, bool], ParsedMessage] = staticmethod(parse_message)
-    run_chunk: Callable[[Sequence[bytes], bool], list[ParsedMessage]] = staticmethod(parse_chunk)
+    run_one: Callable[[bytes, bool, bool], ParsedMessage] = staticmethod(parse_message)
+    run_chunk: Callable[[Sequence[bytes], bool, bool], list[ParsedMessage]] = staticmethod(parse_chunk)
 
     def __init__(self, workers: int = 2, time_limit: float = PARSE_TIME_LIMIT_S) -> None:
         self._workers = workers
@@ -241,13 +244,13 @@ class Parser:
             for _ in range(self._workers):
                 pool.submit(_ready)
 
-    async def parse(self, raw: bytes, *, trust_auth_results: bool = True) -> ParsedMessage:
+    async def parse(self, raw: bytes, *, trust_auth_results: bool = True, extract: bool = True) -> ParsedMessage:
         """Parse and extract raw; never raises for bad mail, never takes much longer than the time limit."""
         if len(raw) > MAX_MESSAGE_BYTES:
             return headers_only(raw, f"message of {len(raw)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")
         for _ in range(2):
             pool = self._executor()
-            future = asyncio.get_running_loop().run_in_executor(pool, self.run_one, raw, trust_auth_results)
+            future = asyncio.get_running_loop().run_in_executor(pool, self.run_one, raw, trust_auth_results, extract)
             try:
                 return await asyncio.wait_for(future, self._time_limit)
             except TimeoutError:
@@ -261,7 +264,8 @@ class Parser:
                 # Another parse's overrun replaced the pool under this one: try again in the new pool.
         return headers_only(raw, "the parser process died on this message")
 
-    async def parse_many(self, raws: Sequence[bytes], *, trust_auth_results: bool = True) -> list[ParsedMessage]:
+    async def parse_many(self, raws: Sequence[bytes], *, trust_auth_results: bool = True,
+                         extract: bool = True) -> list[ParsedMessage]:
         """Parse a batch across the workers, one chunk each; the results in the order of raws.
 
         A chunk has the time limit of one message: mail parses in milliseconds, so a chunk
@@ -280,19 +284,21 @@ class Parser:
                 todo.append(index)
         size = max(1, -(-len(todo) // self._workers))
         chunks = [todo[at:at + size] for at in range(0, len(todo), size)]
-        results = await asyncio.gather(*(self._parse_chunk([raws[i] for i in chunk], trust_auth_results)
+        results = await asyncio.gather(*(self._parse_chunk([raws[i] for i in chunk], trust_auth_results, extract)
                                          for chunk in chunks))
         for chunk, parsed in zip(chunks, results, strict=True):
             if parsed is None:  # one at a time, so that nothing else shares the culprit's pool
-                parsed = [await self.parse(raws[i], trust_auth_results=trust_auth_results) for i in chunk]
+                parsed = [await self.parse(raws[i], trust_auth_results=trust_auth_results, extract=extract)
+                          for i in chunk]
             for index, message in zip(chunk, parsed, strict=True):
                 out[index] = message
         return [m for m in out if m is not None]
 
-    async def _parse_chunk(self, raws: list[bytes], trust_auth_results: bool) -> list[ParsedMessage] | None:
+    async def _parse_chunk(self, raws: list[bytes], trust_auth_results: bool,
+                           extract: bool) -> list[ParsedMessage] | None:
         """raws parsed in one worker, or None when that overran the time limit or the pool broke."""
         pool = self._executor()
-        future = asyncio.get_running_loop().run_in_executor(pool, self.run_chunk, raws, trust_auth_results)
+        future = asyncio.get_running_loop().run_in_executor(pool, self.run_chunk, raws, trust_auth_results, extract)
         try:
             return await asyncio.wait_for(future, self._time_limit)
         except TimeoutError:

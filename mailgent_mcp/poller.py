@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 LEASE_TTL_S = 15.0
 PURGE_EVERY_S = 3600.0
+CATCH_UP_EVERY_S = 5.0  # how often the server looks for cached mail still to extract
 ENV_LEASE_TTL = "MAILGENT_LEASE_TTL"  # seconds; how soon another process takes over a dead poller's account
 
 PasswordLookup = Callable[[ImapAccount], Awaitable[str]]
@@ -65,7 +66,19 @@ class InboxService:
         keep = retention(load_config(self._home), self._environ)
         if keep is not None:
             self._tasks.append(asyncio.create_task(self._expire(self.inbox, keep), name="retention"))
+        self._tasks.append(asyncio.create_task(self._catch_up(self.inbox), name="extraction"))
         return self.inbox
+
+    async def _catch_up(self, inbox: Inbox) -> None:
+        """Extract what is cached without it: a first sync's bulk, or all after an extractor upgrade."""
+        while not self._stop.is_set():
+            try:
+                done = await inbox.reindex(self._parser)
+                if done:
+                    log.info("extracted codes, links and text of %d cached messages", done)
+            except MailgentError as exc:
+                log.warning("extracting cached mail: %s", exc)
+            await _wait(self._stop, CATCH_UP_EVERY_S)
 
     async def _expire(self, inbox: Inbox, keep: float) -> None:
         """Purge mail older than the retention now and every PURGE_EVERY_S (every process may; it is idempotent)."""

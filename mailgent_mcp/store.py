@@ -172,13 +172,14 @@ MIGRATIONS: Sequence[str] = (
     """,
     # v7: newest first is id order (the order of caching, as received_at is), so the
     # per-account and per-sender indexes end in the id alone; a resync finds a Message-ID
-    # by index.
+    # by index; the messages still to extract (a first sync's bulk) are found by index.
     """
     DROP INDEX messages_by_account;
     CREATE INDEX messages_by_account ON messages (account);
     DROP INDEX messages_by_sender;
     CREATE INDEX messages_by_sender ON messages (from_addr);
     CREATE INDEX messages_by_message_id ON messages (account, mailbox, message_id);
+    CREATE INDEX messages_by_extractor ON messages (extractor, id);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -671,15 +672,15 @@ class Store:
         return self._conn.execute("DELETE FROM messages WHERE received_at < ?", (before,)).rowcount
 
     def stale_extractions(self, version: int, after_id: int, limit: int) -> list[dict[str, Any]]:
-        """The fields extraction needs, for messages extracted by another version than this one, by id."""
+        """The fields extraction needs, for messages not extracted by this version (or a newer one), by id."""
         cur = self._conn.execute(
-            f"SELECT {', '.join(EXTRACT_INPUT_COLUMNS)} FROM messages WHERE extractor != ? AND id > ? "
+            f"SELECT {', '.join(EXTRACT_INPUT_COLUMNS)} FROM messages WHERE extractor < ? AND id > ? "
             "ORDER BY id LIMIT ?", (version, after_id, limit))
         return [dict(zip(EXTRACT_INPUT_COLUMNS, row)) for row in cur.fetchall()]
 
     def count_stale_extractions(self, version: int) -> int:
-        """How many cached messages were extracted by another version than this one."""
-        return int(self._conn.execute("SELECT count(*) FROM messages WHERE extractor != ?",
+        """How many cached messages are not extracted by this version (or a newer one)."""
+        return int(self._conn.execute("SELECT count(*) FROM messages WHERE extractor < ?",
                                       (version,)).fetchall()[0][0])
 
     def set_extractions(self, results: Sequence[tuple[int, str | None, int]]) -> None:

@@ -92,9 +92,10 @@ async def test_a_version_4_cache_is_migrated_and_reindexed(home: Path) -> None:
     async with await Inbox.open(home) as inbox:
         await inbox.add("acct", "INBOX", 1, 1, parse_message(code_mail("654321")))
     conn = sqlite3.connect(home / "vault.db")
+    conn.execute("DROP INDEX messages_by_message_id")  # v7
+    conn.execute("DROP INDEX messages_by_extractor")  # v7
     conn.execute("ALTER TABLE messages DROP COLUMN extraction")
     conn.execute("ALTER TABLE messages DROP COLUMN extractor")
-    conn.execute("DROP INDEX messages_by_message_id")  # v7
     conn.execute("DROP TABLE handed_out")  # v5
     conn.execute("PRAGMA user_version = 4")
     conn.commit()

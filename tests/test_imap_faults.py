@@ -154,12 +154,12 @@ class FaultAtParse(Parser):
         self._fault = fault
         self._before = before
 
-    async def parse_many(self, raws: Sequence[bytes]) -> list[ParsedMessage]:
+    async def parse_many(self, raws: Sequence[bytes], **options: bool) -> list[ParsedMessage]:
         before, self.parsed = self.parsed, self.parsed + len(raws)
         hit = before < self._nth <= self.parsed
         if hit and self._before:
             self._fault()
-        parsed = await super().parse_many(raws)
+        parsed = await super().parse_many(raws, **options)
         if hit and not self._before:
             self._fault()
         return parsed

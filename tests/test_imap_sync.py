@@ -267,3 +267,25 @@ def test_a_keepalive_past_rfc_2177s_29_minutes_is_refused() -> None:
     with pytest.raises(ValueError, match="RFC 2177"):
         Timing(keepalive=30 * 60.0)
     assert Timing(keepalive=25 * 60.0).keepalive == 1500.0
+
+
+async def test_a_first_sync_extracts_its_newest_at_once_and_the_rest_after(
+        home: Path, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mailgent_mcp import imap
+
+    monkeypatch.setattr(imap, "EXTRACT_INLINE", 3)
+    monkeypatch.setattr(imap, "FETCH_BATCH", 2)
+    for n in range(1, 7):
+        dovecot.deliver(mail(f"code {n}", body=f"Your verification code is {n}0{n}0{n}0."))
+    async with syncing(home, account(dovecot), dovecot.password) as (inbox, sync):
+        assert await sync.sync_once() == 6
+        found = {m.subject: [c["code"] for c in m.codes] for m in await inbox.read(MessageQuery(limit=10))}
+        # uids 4-6 (the newest 3, in the batches holding them) at once; 1-2 left for later.
+        assert found["code 6"] == ["606060"] and found["code 4"] == ["404040"]
+        assert found["code 1"] == [] and found["code 2"] == []
+        dovecot.deliver(mail("code 7", body="Your verification code is 707070."))
+        assert await sync.sync_once() == 1  # after the first sync, new mail is extracted as it comes
+        assert [c["code"] for c in (await inbox.read(MessageQuery(subject="code 7")))[0].codes] == ["707070"]
+        assert await inbox.reindex(sync._parser) >= 2  # what the server's catch-up (and `inbox sync`) runs
+        found = {m.subject: [c["code"] for c in m.codes] for m in await inbox.read(MessageQuery(limit=10))}
+        assert found == {f"code {n}": [f"{n}0{n}0{n}0"] for n in range(1, 8)}

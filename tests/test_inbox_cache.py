@@ -167,9 +167,10 @@ async def test_a_version_3_cache_is_migrated_and_keeps_its_messages(home: Path) 
     async with await Inbox.open(home) as inbox:
         kept = await inbox.add("acct", "INBOX", 1, 1, parse_message(mail("a@x.test", "me@x.test", "Kept", "a")))
     conn = sqlite3.connect(home / "vault.db")
+    conn.execute("DROP INDEX messages_by_message_id")  # v7
+    conn.execute("DROP INDEX messages_by_extractor")  # v7
     conn.execute("ALTER TABLE messages DROP COLUMN extraction")  # v5
     conn.execute("ALTER TABLE messages DROP COLUMN extractor")
-    conn.execute("DROP INDEX messages_by_message_id")  # v7
     conn.execute("DROP TABLE handed_out")
     conn.execute("DROP INDEX messages_seen_pending")
     conn.execute("ALTER TABLE messages DROP COLUMN seen_pending")
@@ -252,6 +253,7 @@ async def test_a_version_6_cache_gets_the_id_ordered_indexes_and_keeps_its_messa
     conn = sqlite3.connect(home / "vault.db")
     conn.executescript("""
         DROP INDEX messages_by_message_id;
+        DROP INDEX messages_by_extractor;
         DROP INDEX messages_by_account;
         CREATE INDEX messages_by_account ON messages (account, received_at DESC);
         DROP INDEX messages_by_sender;

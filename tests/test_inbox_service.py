@@ -152,3 +152,25 @@ async def test_the_service_purges_mail_past_the_retention(home: Path) -> None:
     await asyncio.sleep(0.2)  # time enough for a purge task, were there one
     await kept.close()
     assert sorted(db_rows(home, "SELECT subject FROM messages")) == [("new",), ("old, kept",)]
+
+
+async def test_the_service_extracts_mail_cached_without_extraction(home: Path) -> None:
+    from mailgent_mcp.poller import InboxService
+
+    raw = mail("later", body="Your verification code is 246810.").encode()
+    async with await Inbox.open(home) as inbox:
+        await inbox.add("acct", "INBOX", 1, 1, parse_message(raw, extract=False))  # as a first sync's bulk
+        assert (await inbox.read(MessageQuery()))[0].codes == []
+
+    async def no_password(account: ImapAccount) -> str:
+        raise AssertionError("no account is configured")
+
+    service = InboxService(home, {}, no_password)
+    inbox = await service.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not (await inbox.read(MessageQuery()))[0].codes and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert [c["code"] for c in (await inbox.read(MessageQuery()))[0].codes] == ["246810"]
+    finally:
+        await service.close()
