@@ -35,7 +35,7 @@ import html as html_lib
 import re
 import unicodedata
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -393,7 +393,7 @@ def strip_footer(text: str) -> str:
         lower = _lower(paragraph)
         if _FOOTER.search(lower) and not _has_code(paragraph):
             start = index
-        elif len(paragraph) > 240 or _CODE_WORDS.search(lower) or _URL.search(paragraph):
+        elif len(paragraph) > 240 or next(_code_words(lower), None) or _URL.search(paragraph):
             break
     return "\n\n".join(paragraphs[:start]).strip()
 
@@ -431,11 +431,60 @@ _CODE_WORDS_SOURCE = (
     r"인증 ?번호|인증 ?코드|확인 ?코드|보안 ?코드|코드|"
     r"\bkod\w*|\bkoodi|\bkode\b")
 _CODE_WORDS = _word_pattern(_CODE_WORDS_SOURCE)  # for _lower()ed text
+# The one alternative that keeps re from jumping ahead ("any word ending in code"), and the
+# others without it: see _code_words.
+_ANY_CODE_WORD = r"\b\w{0,24}code\b"
+_CODE_WORDS_NOT_ANY = _word_pattern(_CODE_WORDS_SOURCE.replace("|" + _ANY_CODE_WORD, ""))
+_WORD_CHAR = re.compile(r"\w")
+
+
+def _code_words(lower: str) -> Iterator[re.Match[str]]:
+    """The matches of _CODE_WORDS.finditer(lower), found 2-3 times faster.
+
+    _ANY_CODE_WORD can only match at the start of a word holding "code" at most 24
+    characters in, which str.find finds at once. Everywhere else _CODE_WORDS matches what
+    _CODE_WORDS_NOT_ANY matches, whose alternatives all begin with a plain character, so re
+    jumps from one possible start to the next. At such a word start _CODE_WORDS itself
+    decides, so the order of its alternatives keeps deciding which one matches.
+    """
+    pos = 0
+    while True:
+        match = _CODE_WORDS_NOT_ANY.search(lower, pos)
+        limit = match.start() if match else len(lower)  # the next match, unless one starts at a "code" word
+        at = lower.find("code", pos)
+        while 0 <= at <= limit + 24:
+            word_start = _word_start(lower, at)
+            if word_start is not None and word_start > limit:
+                break
+            if word_start is not None and word_start >= pos:  # a word begun before pos has no \b left in it
+                whole = _CODE_WORDS.match(lower, word_start)
+                if whole:
+                    match = whole
+                    break
+            at = lower.find("code", at + 1)
+        if match is None:
+            return
+        yield match
+        pos = match.end()  # no alternative matches the empty string
+
+
+def _word_start(text: str, at: int) -> int | None:
+    """Where the word holding text[at] begins, or None when that is more than 24 characters back."""
+    start = at
+    while start > 0 and _WORD_CHAR.match(text, start - 1):
+        start -= 1
+        if at - start > 24:
+            return None
+    return start
 # Phrases in which a code word means something else: promotions, places, sources, bookings.
+# The words before "code" are spelt out one by one, "promo[- ]?codes?|discount[- ]?codes?|...",
+# rather than grouped, "(promo|discount|...)[- ]?codes?": then every alternative begins with a
+# plain character and re jumps ahead to where one may begin (same matches, same order).
+_CODE_KINDS = ("promo(?:tion(?:al)?)?|discount|coupon|gift(?: card)?|voucher|referral|invite|invitation|tracking|"
+               "postal|zip|area|country|dialing|source|qr|bar|swift|sort|bank|tax|booking|reservation|"
+               "confirmation number|product|item|style|colou?r|error|status|reference|offer|sale")
 _NOT_CODE_PHRASE = re.compile(
-    r"(promo(tion(al)?)?|discount|coupon|gift( card)?|voucher|referral|invite|invitation|tracking|postal|zip|area|"
-    r"country|dialing|source|qr|bar|swift|sort|bank|tax|booking|reservation|confirmation number|product|"
-    r"item|style|colou?r|error|status|reference|offer|sale)[- ]?codes?|"
+    "|".join(kind + "[- ]?codes?" for kind in _top_level_alternatives(_CODE_KINDS)) + "|"
     r"rabatt\w*|gutschein\w*|aktions\w*|postleitzahl|code promo\w*|code postal|code de réduction|code de parrainage|"
     r"c[oó]digo (promocional|de descuento|de desconto|postal|de rastreio|de seguimiento|de reserva)|cupón|cupom|"
     r"codice (sconto|promozionale|postale|di prenotazione)|kortingscode|actiecode|postcode|"
@@ -589,7 +638,7 @@ def _ruled_out(text: str, lower: str, cand: _Candidate) -> bool:
     line_start, line_end = _line(text, cand)
     before_line = text[line_start:cand.start]
     not_code = _NOT_CODE_BEFORE.search(lower[max(line_start, cand.start - 40):cand.start])
-    if (not_code and not _CODE_WORDS.search(not_code.group())) or _NOT_CODE_AFTER.match(lower[cand.end:line_end]):
+    if (not_code and not next(_code_words(not_code.group()), None)) or _NOT_CODE_AFTER.match(lower[cand.end:line_end]):
         return True
     if before_line.rstrip().endswith(("#", "№", "No.", "no.", "Nr.", "nr.", "n°", "N°", "+")):
         return True
@@ -630,8 +679,11 @@ def _score(text: str, lower: str, cand: _Candidate, keywords: list[tuple[int, in
     return round(max(0.0, min(score, 0.99)), 2)
 
 
-def _keywords(lower: str, cands: Sequence[_Candidate]) -> list[tuple[int, int]]:
-    """Spans of code words near the candidates in lower, a _lower()ed text (only there: the word regexes are costly)."""
+def _keywords(lower: str, cands: Sequence[_Candidate], code_words: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans of code words near the candidates in lower, a _lower()ed text (only there: the word regexes are costly).
+
+    code_words: the spans of _code_words(lower), taken as they are where a window is the whole text.
+    """
     windows: list[list[int]] = []
     for cand in cands:
         start, end = max(0, cand.start - _KEYWORD_BEFORE - 40), cand.end + _KEYWORD_AFTER + 40
@@ -643,8 +695,9 @@ def _keywords(lower: str, cands: Sequence[_Candidate]) -> list[tuple[int, int]]:
     for start, end in windows:
         window = lower[start:end]
         blocked = [m.span() for m in _NOT_CODE_PHRASE.finditer(window)]
-        spans += [(m.start() + start, m.end() + start) for m in _CODE_WORDS.finditer(window)
-                  if not any(a <= m.start() < b or a < m.end() <= b for a, b in blocked)]
+        words = code_words if start == 0 and end >= len(lower) else [m.span() for m in _code_words(window)]
+        spans += [(a + start, b + start) for a, b in words
+                  if not any(x <= a < y or x < b <= y for x, y in blocked)]
     return spans
 
 
@@ -664,7 +717,7 @@ def find_codes(subject: str, main: str, quoted: str = "") -> list[Code]:
         if not _DIGIT.search(text):
             continue  # every shape of code has a digit
         lower = _lower(text)
-        code_words = [m.span() for m in _CODE_WORDS.finditer(lower)]
+        code_words = [m.span() for m in _code_words(lower)]
         if not code_words:
             # No code word anywhere: no candidate could score. (A keyword window cut out of the text
             # can only add a match at its edge, 200 characters before its candidate: too far to count.)
@@ -673,7 +726,7 @@ def find_codes(subject: str, main: str, quoted: str = "") -> list[Code]:
         # cost most on long newsletters whose code stands in a line or two at the top.
         cands = [c for c in _candidates(text, _code_lines(text, code_words))[:MAX_CANDIDATES]
                  if not _ruled_out(text, lower, c)]
-        keywords = _keywords(lower, cands) if cands else []
+        keywords = _keywords(lower, cands, code_words) if cands else []
         if not keywords:
             continue
         for cand in cands:
