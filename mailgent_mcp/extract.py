@@ -126,6 +126,7 @@ _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061
 _ZERO_WIDTH[ord("，")] = ", "
 _ENTITY = re.compile(r"&(?:[a-zA-Z]{2,8}|#\d{2,6}|#x[0-9a-fA-F]{2,5});")
 _SPACES = re.compile(r"[^\S\n]+")
+_LINE_EDGE_SPACES = re.compile(r"[^\S\n]*\n[^\S\n]*")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 # The word patterns of this module are written in lower case and run without re.IGNORECASE
@@ -187,8 +188,11 @@ def normalise(text: str) -> str:
     """NFKC (full-width digits and letters become ASCII), no zero-width characters, tidy whitespace."""
     if not text.isascii():  # ASCII is NFKC already and holds none of the characters dropped
         text = unicodedata.normalize("NFKC", text.translate(_ZERO_WIDTH))
-    text = _SPACES.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = "\n".join(line.strip() for line in text.split("\n"))
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # Spaces around line breaks go (each line stripped), then runs of them become one: the
+    # same as stripping every line of the split text, without a Python step per line.
+    text = _SPACES.sub(" ", _LINE_EDGE_SPACES.sub("\n", text))
     return _BLANK_LINES.sub("\n\n", text).strip()
 
 
@@ -354,7 +358,8 @@ def split_quoted(text: str) -> tuple[str, str]:
         if line.startswith(">"):
             quoted.append(line.lstrip("> "))
             continue
-        if _ATTRIBUTION.match(line) or (line.lower().startswith("from:") and index + 1 < len(lines) and
+        # Every attribution line ends in ":" or "-": the cheap test first.
+        if (line.endswith((":", "：", "-")) and _ATTRIBUTION.match(line)) or (line.lower().startswith("from:") and index + 1 < len(lines) and
                                          re.match(r"(?i)(sent|date|gesendet|envoyé|enviado|inviato):", lines[index + 1])):
             quoted.extend(ln.lstrip("> ") for ln in lines[index + 1:])
             break
