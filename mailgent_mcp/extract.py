@@ -234,7 +234,8 @@ def _hidden(attrs: dict[str, str | None]) -> bool:
 def _quoting(tag: str, attrs: dict[str, str | None]) -> bool:
     if tag == "blockquote":
         return True
-    return bool(_QUOTE_CLASS.search(attrs.get("class") or "") or _QUOTE_ID.search(attrs.get("id") or ""))
+    class_, id_ = attrs.get("class"), attrs.get("id")  # most elements have neither: no regex then
+    return bool((class_ and _QUOTE_CLASS.search(class_)) or (id_ and _QUOTE_ID.search(id_)))
 
 
 _NESTING_TAGS = ("div", "span", "table", "font", "blockquote", "center", "section", "b", "i", "u", "strong", "em", "a")
