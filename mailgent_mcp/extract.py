@@ -215,6 +215,8 @@ _BLOCK_TAGS = frozenset({"p", "div", "br", "tr", "table", "tbody", "thead", "tfo
                          "blockquote", "pre", "hr", "dl", "dt", "dd", "address", "form", "fieldset", "nav", "body"})
 _CELL_TAGS = frozenset({"td", "th"})
 _PARAGRAPH_TAGS = frozenset({"p", "table", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "hr", "ul", "ol"})
+# Elements whose end the walk must see: an anchor's label, a separator after cells and blocks.
+_EXIT_TAGS = _CELL_TAGS | _PARAGRAPH_TAGS | _BLOCK_TAGS | {"a"}
 # Inline styles that hide an element: the usual ways mail hides a preheader or a pixel.
 _HIDDEN_STYLE = re.compile(
     r"display:none|visibility:hidden|max-height:0(?![.\d]*[1-9])|font-size:0(?![.\d]*[1-9])|opacity:0(?![.\d]*[1-9])"
@@ -311,16 +313,17 @@ def html_to_text(html: str) -> Rendered:
                     (quoted if quote_depth else main).append(f" {alt} ")
             continue
         attrs = item.attributes
-        if _hidden(attrs):
+        if attrs and _hidden(attrs):  # an element without attributes is neither hidden nor a quote by class
             continue
-        is_quote = _quoting(tag, attrs)
+        is_quote = tag == "blockquote" or bool(attrs) and _quoting(tag, attrs)
         if is_quote:
             quote_depth += 1
         out = quoted if quote_depth else main
         if tag in _BLOCK_TAGS:
             out.append("\n")
-        href = (attrs.get("href") or "").strip() if tag == "a" else None
-        stack.append(("exit", tag, len(out), href, is_quote))
+        if is_quote or tag in _EXIT_TAGS:  # closing a span, font, b... does nothing: no exit entry then
+            href = (attrs.get("href") or "").strip() if tag == "a" else None
+            stack.append(("exit", tag, len(out), href, is_quote))
         children = list(item.iter(include_text=True))
         stack.extend(reversed(children))
     return Rendered(normalise("".join(main)), normalise("".join(quoted)), anchors)
