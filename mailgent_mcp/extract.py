@@ -624,6 +624,8 @@ def _candidates(text: str, lines: Iterable[tuple[int, int]] | None = None) -> li
 
 def _shapes_in(text: str, offset: int, taken: list[tuple[int, int]], found: list[_Candidate]) -> None:
     masked = _mask(text)
+    if not _DIGIT.search(masked):
+        return  # every shape holds a digit, and the masks took them all (dates, prices, phone numbers)
     for shape, pattern in _SHAPES:
         for match in pattern.finditer(masked):
             start, end = match.start() + offset, match.end() + offset

@@ -146,10 +146,9 @@ def parse_message(raw: bytes, trust_auth_results: bool = True) -> ParsedMessage:
     embedded SMTP inbox): then any such header came from the sender and vouches for nothing.
     """
     parsed = _parse(raw)
-    inp = ExtractInput(parsed.subject, parsed.text, parsed.html, parsed.from_addr, parsed.auth_results,
-                       trust_auth_results)
     try:
-        extraction = extract_input(inp)
+        extraction = extract(subject=parsed.subject, text=parsed.text, html=parsed.html, from_addr=parsed.from_addr,
+                             auth_results=parsed.auth_results, trust_auth_results=trust_auth_results)
     except Exception as exc:  # noqa: BLE001 - a fault in extraction must not lose the message
         log.warning("extraction failed on a message (%s); cached without it", type(exc).__name__)
         return parsed
