@@ -139,20 +139,19 @@ def headers_only(raw: bytes, problem: str, raw_size: int | None = None) -> Parse
                          subject=subject, date=date, problem=problem)
 
 
-def parse_message(raw: bytes, trust_auth_results: bool = True, extract: bool = True) -> ParsedMessage:
+def parse_message(raw: bytes, trust_auth_results: bool = True, extracting: bool = True) -> ParsedMessage:
     """Parse and extract one message in this process (no time limit: see Parser for that).
 
     trust_auth_results=False where no receiving server adds Authentication-Results (the
     embedded SMTP inbox): then any such header came from the sender and vouches for nothing.
-    extract=False leaves extraction to later (`Inbox.reindex`): the bulk of a first sync.
+    extracting=False leaves extraction to later (`Inbox.reindex`): the bulk of a first sync.
     """
     parsed = _parse(raw)
-    if not extract:
+    if not extracting:
         return parsed
-    inp = ExtractInput(parsed.subject, parsed.text, parsed.html, parsed.from_addr, parsed.auth_results,
-                       trust_auth_results)
     try:
-        extraction = extract_input(inp)
+        extraction = extract(subject=parsed.subject, text=parsed.text, html=parsed.html, from_addr=parsed.from_addr,
+                             auth_results=parsed.auth_results, trust_auth_results=trust_auth_results)
     except Exception as exc:  # noqa: BLE001 - a fault in extraction must not lose the message
         log.warning("extraction failed on a message (%s); cached without it", type(exc).__name__)
         return parsed
@@ -197,9 +196,10 @@ def _parse(raw: bytes) -> ParsedMessage:
     )
 
 
-def parse_chunk(raws: Sequence[bytes], trust_auth_results: bool = True, extract: bool = True) -> list[ParsedMessage]:
+def parse_chunk(raws: Sequence[bytes], trust_auth_results: bool = True,
+                extracting: bool = True) -> list[ParsedMessage]:
     """Parse several messages in this process, in order (a Parser worker's unit of work)."""
-    return [parse_message(raw, trust_auth_results, extract) for raw in raws]
+    return [parse_message(raw, trust_auth_results, extracting) for raw in raws]
 
 
 def _ready() -> None:

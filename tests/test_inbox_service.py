@@ -159,7 +159,7 @@ async def test_the_service_extracts_mail_cached_without_extraction(home: Path) -
 
     raw = mail("later", body="Your verification code is 246810.").encode()
     async with await Inbox.open(home) as inbox:
-        await inbox.add("acct", "INBOX", 1, 1, parse_message(raw, extract=False))  # as a first sync's bulk
+        await inbox.add("acct", "INBOX", 1, 1, parse_message(raw, extracting=False))  # as a first sync's bulk
         assert (await inbox.read(MessageQuery()))[0].codes == []
 
     async def no_password(account: ImapAccount) -> str:

@@ -14,18 +14,18 @@ from collections.abc import Sequence
 from mailgent_mcp.parse import ParsedMessage, Parser, parse_message
 
 
-def parse_one(raw: bytes, trust_auth_results: bool = True, extract: bool = True) -> ParsedMessage:
+def parse_one(raw: bytes, trust_auth_results: bool = True, extracting: bool = True) -> ParsedMessage:
     """parse_message, or the fault the message asks for."""
     if b"X-Test-Fault: exit" in raw:
         os._exit(3)
     if b"X-Test-Fault: hang" in raw:
         time.sleep(3600)
-    return parse_message(raw, trust_auth_results, extract)
+    return parse_message(raw, trust_auth_results, extracting)
 
 
-def parse_chunk(raws: Sequence[bytes], trust_auth_results: bool = True, extract: bool = True) -> list[ParsedMessage]:
+def parse_chunk(raws: Sequence[bytes], trust_auth_results: bool = True, extracting: bool = True) -> list[ParsedMessage]:
     """parse_one of each, in order."""
-    return [parse_one(raw, trust_auth_results, extract) for raw in raws]
+    return [parse_one(raw, trust_auth_results, extracting) for raw in raws]
 
 
 class FaultyParser(Parser):
