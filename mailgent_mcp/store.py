@@ -473,6 +473,18 @@ class Store:
             (row.seq, head_mac),
         )
 
+    def audit_append_many(self, rows: Sequence[AuditRow], head_mac: bytes) -> None:
+        """Insert audit rows (in seq order) and move the head to the last one."""
+        self._conn.executemany(
+            "INSERT INTO audit (seq, at, op, entry, actor, outcome, mac) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(r.seq, r.at, r.op, r.entry, r.actor, r.outcome, r.mac) for r in rows],
+        )
+        self._conn.execute(
+            "INSERT INTO audit_head (id, seq, mac) VALUES (1, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac",
+            (rows[-1].seq, head_mac),
+        )
+
     def audit_rows(self, *, after: int = 0, limit: int | None = None, newest: bool = False) -> list[AuditRow]:
         """Audit rows by seq (oldest first, or the newest `limit` when newest=True)."""
         sql = "SELECT seq, at, op, entry, actor, outcome, mac FROM audit WHERE seq > ? ORDER BY seq"

@@ -312,8 +312,7 @@ class Vault:
     def _append_rows(self, store: Store, rows: list[tuple[str, str | None, str, str, float]]) -> None:
         if rows:
             with store.transaction(durable=False):
-                for op, entry, actor, outcome, at in rows:
-                    self._chain.append(store, op, entry, actor, outcome, at)
+                self._chain.append_many(store, rows)
 
     async def _flush_pending(self) -> None:
         # A short wait gathers the rows of a burst of reads into one transaction.
