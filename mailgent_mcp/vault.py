@@ -67,7 +67,8 @@ _FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 ACTOR_CLI = "cli"
 SEED_CACHE_SIZE = 256
-AUDIT_FLUSH_DELAY_S = 0.05
+AUDIT_FLUSH_DELAY_S = 0.05  # queued read rows are written once the reads pause this long ...
+AUDIT_FLUSH_MAX_S = 1.0  # ... or, under a steady stream of reads, this long after the first
 ENTRIES_KEY_PURPOSE = "mailgent-mcp entries v1"
 AUDIT_KEY_PURPOSE = "mailgent-mcp audit v1"
 
@@ -218,6 +219,7 @@ class Vault:
         self._pending: list[tuple[str, str | None, str, str, float]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._flush_now = asyncio.Event()
+        self._last_queued = 0.0  # loop time of the newest queued row
         # Opened seeds by (entry, sealed blob): a changed or deleted seed never matches again.
         self._seeds: dict[tuple[str, bytes], otp.OtpSeed] = {}
 
@@ -296,12 +298,14 @@ class Vault:
         """Record a read or a refused call, written by the database thread as soon as it is free.
 
         Reads do not wait for their audit row: a write transaction per read would double the
-        cost of a code. The row keeps the time of the read; rows queued within 50 ms commit
-        in one transaction; a change first writes the rows queued before it; close() (and
-        audit_tail/audit_verify) writes them all. A process killed outright can lose the rows
-        of its last 50 ms of reads, never a change's row.
+        cost of a code. The row keeps the time of the read; rows are written in one
+        transaction once reads pause for AUDIT_FLUSH_DELAY_S, or AUDIT_FLUSH_MAX_S after the
+        first under a steady stream; a change first writes the rows queued before it; close()
+        (and audit_tail/audit_verify) writes them all. A process killed outright can lose the
+        rows of its last second of reads at most, never a change's row.
         """
         self._pending.append((op, entry, actor or self.actor, outcome, self._clock()))
+        self._last_queued = asyncio.get_running_loop().time()
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_pending())
 
@@ -315,9 +319,17 @@ class Vault:
                 self._chain.append_many(store, rows)
 
     async def _flush_pending(self) -> None:
-        # A short wait gathers the rows of a burst of reads into one transaction.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._flush_now.wait(), AUDIT_FLUSH_DELAY_S)
+        # Rows are written when the reads pause: writing them takes the GIL and a CPU from the
+        # event loop, which would then answer the calls of a burst late. A burst's rows go in
+        # one transaction; a steady stream of reads has its rows written at least every second.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + AUDIT_FLUSH_MAX_S
+        while (wait := min(self._last_queued + AUDIT_FLUSH_DELAY_S, deadline) - loop.time()) > 0:
+            try:
+                await asyncio.wait_for(self._flush_now.wait(), wait)
+                break
+            except TimeoutError:
+                pass  # a read came meanwhile: wait for the pause (or the deadline)
         while self._pending:
             rows = self._take_pending()
             try:
