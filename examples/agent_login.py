@@ -15,22 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 import tempfile
 import time
 
 from mcp import Client, StdioServerParameters
 
+from mailgent_mcp.demo import free_port
 from mailgent_mcp.demo_agent import sign_up_and_log_in
 from mailgent_mcp.sample_service import SampleService
 
 
 async def main() -> int:
     home = os.environ.get("MAILGENT_HOME") or tempfile.mkdtemp(prefix="mailgent-agent-")
-    with socket.socket() as sock:  # a free port for the server's SMTP inbox
-        sock.bind(("127.0.0.1", 0))
-        smtp_port = sock.getsockname()[1]
+    smtp_port = free_port()  # for the server's SMTP inbox
     service = SampleService("127.0.0.1", smtp_port)  # the service mails its codes there
     url = service.serve()
     server = StdioServerParameters(

@@ -79,7 +79,7 @@ def account_from_table(name: str, table: Mapping[str, Any]) -> ImapAccount:
 
 
 def _positive(value: object, field: str) -> int:
-    number = int(value)  # type: ignore[call-overload]
+    number: int = int(value)  # type: ignore[call-overload]
     if number < 1 or isinstance(value, bool):
         raise ValueError(f"{field} must be 1 or more")
     return number

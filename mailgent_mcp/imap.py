@@ -531,7 +531,8 @@ class ImapSync:
             settle = min(self.timing.settle, self.timing.keepalive)
             if not await self._call(session.idle_wait, settle, wake) and not wake.is_set():
                 await self._call(session.noop)
-                await self._call(session.idle_wait, self.timing.keepalive - settle, wake)
+                if self.timing.keepalive > settle:
+                    await self._call(session.idle_wait, self.timing.keepalive - settle, wake)
         finally:
             self.status.idling = False
         if stop.is_set():

@@ -139,26 +139,14 @@ class Inbox:
         await self.close()
 
     async def add(self, account: str, mailbox: str, uidvalidity: int, uid: int, parsed: ParsedMessage, *,
-                  recipients: Sequence[str] = (), seen: bool = False, rebind: bool = False) -> int | None:
+                  seen: bool = False, rebind: bool = False) -> int | None:
         """Cache a message under its IMAP identity; None when it is cached already.
 
         rebind=True: a message with the same Message-ID cached under an older UIDVALIDITY of
         this mailbox takes the new identity instead of being cached twice.
         """
-        row = _row(account, mailbox, uidvalidity, uid, parsed, self._clock(), seen)
-        addrs = [*parsed.to, *parsed.cc, *(r.lower() for r in recipients)]
-
-        def unit(store: Store) -> int | None:
-            with store.transaction(durable=False):
-                if rebind and parsed.message_id and store.rebind_message(
-                        account, mailbox, parsed.message_id, uidvalidity, uid):
-                    return None
-                return store.insert_message(row, addrs)
-
-        message = await self._db.run(unit)
-        if message is not None:
-            await self._notify()
-        return message
+        added = await self.add_many(account, mailbox, uidvalidity, [(uid, parsed, seen)], rebind=rebind)
+        return added[0] if added else None
 
     async def add_many(self, account: str, mailbox: str, uidvalidity: int,
                        messages: Sequence[tuple[int, ParsedMessage, bool]], *, last_uid: int | None = None,

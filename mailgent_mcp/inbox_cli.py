@@ -19,7 +19,7 @@ from mailgent_mcp.models import iso
 # that use them, so that `mailgent-mcp vault ...` does not pay for them at start.
 if TYPE_CHECKING:
     from mailgent_mcp.imap import ImapAccount
-    from mailgent_mcp.inbox import CachedMessage
+    from mailgent_mcp.inbox import AccountStatus, CachedMessage
 
 
 def add_parsers(groups: Any) -> None:
@@ -250,6 +250,13 @@ def _message_json(m: CachedMessage) -> dict[str, object]:
             "extractedText": m.extracted_text, "codes": m.codes, "links": m.links, "auth": m.auth}
 
 
+def _status_row(name: str, st: AccountStatus, now: float) -> dict[str, object]:
+    last = st.last_sync
+    return {"account": name, "polled_by": st.polled_by, "connected": st.connected, "idle": st.idle,
+            "last_sync": iso(last) if last else None, "lag_seconds": round(now - last, 1) if last else None,
+            "errors": st.errors, "last_error": st.last_error}
+
+
 async def cmd_status(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
     from mailgent_mcp.accounts import load_accounts
     from mailgent_mcp.inbox import Inbox
@@ -259,13 +266,7 @@ async def cmd_status(args: argparse.Namespace, out: TextIO, read_secret: Any) ->
     async with await Inbox.open(home) as inbox:
         status = await inbox.account_status([a.name for a in accounts])
         now = time.time()
-        rows = [{
-            "account": a.name, "polled_by": status[a.name].polled_by, "connected": status[a.name].connected,
-            "idle": status[a.name].idle,
-            "last_sync": iso(status[a.name].last_sync) if status[a.name].last_sync else None,
-            "lag_seconds": round(now - status[a.name].last_sync, 1) if status[a.name].last_sync else None,
-            "errors": status[a.name].errors, "last_error": status[a.name].last_error,
-        } for a in accounts]
+        rows = [_status_row(name, st, now) for name, st in status.items()]
     if args.json:
         out.write(json.dumps(rows, indent=2) + "\n")
         return 0

@@ -15,12 +15,12 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from mailgent_mcp.config import Settings
 from mailgent_mcp.errors import EntryNotFound, InvalidInput
@@ -46,8 +46,6 @@ TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 class Code(BaseModel):
     """A one-time code found in a message."""
 
-    model_config = ConfigDict(from_attributes=True)
-
     code: str = Field(description="Typed as the service expects it (separators removed)")
     confidence: float
     kind: str = Field(description="numeric or alphanumeric")
@@ -58,8 +56,6 @@ class Code(BaseModel):
 class Link(BaseModel):
     """A link found in a message (never opened by the server)."""
 
-    model_config = ConfigDict(from_attributes=True)
-
     url: str
     kind: str = Field(description="verify, magic_signin, reset, unsubscribe or other")
     confidence: float
@@ -68,8 +64,6 @@ class Link(BaseModel):
 
 class SenderAuth(BaseModel):
     """What the receiving server recorded about the sender (Authentication-Results)."""
-
-    model_config = ConfigDict(from_attributes=True)
 
     from_domain: str | None = None
     dkim: str | None = None
@@ -81,8 +75,6 @@ class SenderAuth(BaseModel):
 
 class Message(BaseModel):
     """A cached message as the agent sees it."""
-
-    model_config = ConfigDict(populate_by_name=True)
 
     id: int
     account: str
@@ -193,7 +185,8 @@ def to_message(m: CachedMessage, *, compact: bool = False) -> Message:
     labels = ["read" if m.seen else "unread", *m.labels]
     text = None if compact else fence(m.extracted_text or m.text)
     return Message(
-        id=m.id, account=m.account, from_=m.from_addr, from_name=m.from_name, to=[*m.to, *m.cc], subject=m.subject,
+        id=m.id, account=m.account, **{"from": m.from_addr}, from_name=m.from_name, to=[*m.to, *m.cc],
+        subject=m.subject,
         date=iso(m.sent_at) if m.sent_at else None, received=iso(m.received_at), labels=labels, extractedText=text,
         codes=[Code.model_validate(c) for c in m.codes], links=[Link.model_validate(x) for x in m.links],
         auth=SenderAuth.model_validate(m.auth) if m.auth is not None else None,
@@ -225,31 +218,28 @@ def label_filters(labels: Sequence[str]) -> tuple[bool | None, str | None]:
 
 def from_expected_domain(m: CachedMessage, domain: str) -> bool:
     """True when the sender's domain is `domain` (or under it) and its authentication aligns."""
-    auth = m.auth
-    if auth is None:
+    if m.auth is None:
         return False
-    from_domain = str(_field(auth, "from_domain") or "").lower()
+    from_domain = str(m.auth.get("from_domain") or "").lower()
     wanted = domain.lower().strip().lstrip("@").rstrip(".")
-    return bool(_field(auth, "aligned")) and (from_domain == wanted or from_domain.endswith("." + wanted))
-
-
-def _field(item: Any, name: str) -> Any:
-    return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+    return bool(m.auth.get("aligned")) and (from_domain == wanted or from_domain.endswith("." + wanted))
 
 
 def primary_items(m: CachedMessage, *, link_first: bool) -> list[str]:
     """What inbox_wait hands out of a message: its first code and its first link, as keys."""
     items = []
     if m.codes:
-        items.append(f"code:{_field(m.codes[0], 'code')}")
+        items.append(f"code:{m.codes[0]['code']}")
     if m.links:
-        items.append(f"link:{_field(m.links[0], 'url')}")
+        items.append(f"link:{m.links[0]['url']}")
     return sorted(items, key=lambda i: not i.startswith("link:")) if link_first else items
 
 
 async def wait_for_message(inbox: Inbox, query: MessageQuery, *, timeout: float, require_code: bool = False,
                            require_link: bool = False, expected_domain: str | None = None,
-                           unused_only: bool = False, progress: Any = None) -> tuple[CachedMessage | None, float]:
+                           unused_only: bool = False,
+                           progress: Callable[[float, float], Awaitable[None]] | None = None,
+                           ) -> tuple[CachedMessage | None, float]:
     """The newest cached message matching query and the options, waiting up to timeout; (message, waited)."""
     started = time.monotonic()
     next_progress = 0.0
@@ -270,7 +260,10 @@ async def wait_for_message(inbox: Inbox, query: MessageQuery, *, timeout: float,
         left = timeout - waited
         if left <= 0:
             return None, waited
-        if progress is not None and waited >= next_progress:
+        if progress is None:
+            await inbox.wait_for_mail(left)
+            continue
+        if waited >= next_progress:
             await progress(waited, timeout)
             next_progress = waited + PROGRESS_EVERY_S
         await inbox.wait_for_mail(min(left, max(next_progress - waited, 0.05)))
