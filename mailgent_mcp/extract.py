@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import html as html_lib
 import re
+import threading
 import unicodedata
 import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
@@ -126,9 +127,17 @@ _ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u200e\u200f\u2060\u2061
 _ZERO_WIDTH[ord("，")] = ", "
 _ZERO_WIDTH_CHARS = re.compile("[" + "".join(map(chr, _ZERO_WIDTH)) + "]")  # the keys of _ZERO_WIDTH
 _ENTITY = re.compile(r"&(?:[a-zA-Z]{2,8}|#\d{2,6}|#x[0-9a-fA-F]{2,5});")
-_SPACES = re.compile(r"[^\S\n]+")
-_LINE_EDGE_SPACES = re.compile(r"[^\S\n]*\n[^\S\n]*")
-_BLANK_LINES = re.compile(r"\n{3,}")
+# normalise's whitespace patterns match only where they change something, and each begins with
+# a plain character or class, so that re jumps to where a match may begin (3 times faster):
+# runs of two or more spaces, or one other than " " (each becomes " ");
+_SPACES = re.compile(r"[^\S\n](?:[^\S\n]+|(?<=[^ ]))")
+# spaces before or after a line break (which stays alone);
+_LINE_EDGE_SPACES = re.compile(r"\s(?:(?<=[^\S\n])[^\S\n]*\n[^\S\n]*|(?<=\n)[^\S\n]+)")
+# and three or more line breaks (two stay).
+_BLANK_LINES = re.compile(r"\n\n\n+")
+# Whitespace that the two substitutions of normalise would change: other than a space, or next to
+# whitespace, or at the start of a line. Most text has none, and this one search costs less than they do.
+_UNTIDY_SPACE = re.compile(r"[^\S\n](?:(?<=[^ ])|(?=\s)|(?<=\n.))")
 
 # The word patterns of this module are written in lower case and run without re.IGNORECASE
 # on text lowered by _lower (see _word_pattern too): Python's re matches a case-insensitive alternation character by
@@ -140,6 +149,7 @@ _FOLD = str.maketrans({"İ": "i", "ı": "i", "ſ": "s", "ᲀ": "в", "ᲁ": "д"
 
 
 _FOLDED = re.compile("[İıſᲀᲁᲂᲃᲄᲅᲆ]")  # the keys of _FOLD
+_WORD_CHAR = re.compile(r"\w")
 
 
 def _lower(text: str) -> str:
@@ -149,20 +159,62 @@ def _lower(text: str) -> str:
 
 
 def _word_pattern(pattern: str) -> re.Pattern[str]:
-    r"""A lower-case word pattern compiled for _lower()ed text, each alternative led by a plain character.
+    """A lower-case word pattern compiled for _lower()ed text, fast to search: see _fast_alternation."""
+    return re.compile(_fast_alternation(pattern))
+
+
+def _fast_alternation(pattern: str) -> str:
+    r"""pattern rewritten to match the same strings at the same places, searched several times faster.
 
     Python's re jumps straight to the characters that can begin a match only when every
-    alternative begins with a plain character; a leading \b ("at the start of a word")
-    defeats that. So a leading \b is moved behind the first character as a look-behind:
-    r"\bcode" becomes r"c(?<!\w.)ode", which matches exactly the same strings.
+    alternative begins with a plain character; a leading \b ("at the start of a word") or
+    look-behind defeats that. So such a look-behind is moved behind the first character:
+    r"\bcode" becomes r"c(?<!\w.)ode", which matches exactly the same strings. Then, where
+    the pattern stops at a possible first character, re tries its alternatives one by one:
+    alternatives sharing a first character are grouped, "c(?:ode|onfirm)" for "code|confirm",
+    so that it tries one per first character (alternatives that begin with different characters
+    cannot match at the same place, so this keeps which one matches). Case-sensitive patterns only.
     """
-    return re.compile("|".join(_lead_with_literal(alt) for alt in _top_level_alternatives(pattern)))
+    return _factor([_lead_with_literal(alt) for alt in _top_level_alternatives(pattern)])
+
+
+_LEADING_GUARD = re.compile(r"\\b|\(\?<!(?:\\w|\[a-z\])\)")  # \b, (?<!\w) or (?<![a-z]) at the start
 
 
 def _lead_with_literal(alternative: str) -> str:
-    if alternative.startswith(r"\b") and len(alternative) > 3 and alternative[2] not in "\\()[].?*+{|^$":
-        return alternative[2] + r"(?<!\w.)" + alternative[3:]
-    return alternative
+    guard = _LEADING_GUARD.match(alternative)
+    lead = _plain_lead(alternative[guard.end():]) if guard else None
+    if guard is None or lead is None or (guard.group() == r"\b" and not _WORD_CHAR.match(lead[0])):
+        return alternative
+    first, rest = lead
+    before = r"\w" if guard.group() == r"\b" else guard.group()[4:-1]
+    return f"{first}(?<!{before}.){rest}"
+
+
+def _plain_lead(alternative: str) -> tuple[str, str] | None:
+    """(first character, the rest) of an alternative that begins with one plain character, not repeated.
+
+    The first character may be escaped ("\\(" for "("), not a class ("\\d").
+    """
+    size = 2 if alternative[:1] == "\\" and alternative[1:2] in _ESCAPED_PLAIN else 1
+    if not alternative or (size == 1 and alternative[0] in "\\()[].?*+{|^$") or alternative[size:size + 1] in (
+            "?", "*", "+", "{"):
+        return None
+    return alternative[:size], alternative[size:]
+
+
+_ESCAPED_PLAIN = frozenset("\\()[].?*+{}|^$-#&~ ")
+
+
+def _factor(alternatives: list[str]) -> str:
+    """alternatives joined with |, those with the same plain first character grouped (recursively)."""
+    leads = [_plain_lead(alt) for alt in alternatives]
+    if len(alternatives) < 2 or None in leads:
+        return "|".join(alternatives)
+    groups: dict[str, list[str]] = {}
+    for first, rest in filter(None, leads):
+        groups.setdefault(first, []).append(rest)
+    return "|".join(first + (rests[0] if len(rests) == 1 else f"(?:{_factor(rests)})") for first, rests in groups.items())
 
 
 def _top_level_alternatives(pattern: str) -> list[str]:
@@ -195,8 +247,9 @@ def normalise(text: str) -> str:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     # Spaces around line breaks go (each line stripped), then runs of them become one: the
     # same as stripping every line of the split text, without a Python step per line.
-    text = _SPACES.sub(" ", _LINE_EDGE_SPACES.sub("\n", text))
-    return _BLANK_LINES.sub("\n\n", text).strip()
+    if _UNTIDY_SPACE.search(text):
+        text = _SPACES.sub(" ", _LINE_EDGE_SPACES.sub("\n", text))
+    return (_BLANK_LINES.sub("\n\n", text) if "\n\n\n" in text else text).strip()
 
 
 @dataclass
@@ -215,8 +268,9 @@ _BLOCK_TAGS = frozenset({"p", "div", "br", "tr", "table", "tbody", "thead", "tfo
                          "blockquote", "pre", "hr", "dl", "dt", "dd", "address", "form", "fieldset", "nav", "body"})
 _CELL_TAGS = frozenset({"td", "th"})
 _PARAGRAPH_TAGS = frozenset({"p", "table", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "hr", "ul", "ol"})
-# Elements whose end the walk must see: an anchor's label, a separator after cells and blocks.
-_EXIT_TAGS = _CELL_TAGS | _PARAGRAPH_TAGS | _BLOCK_TAGS | {"a"}
+# What is written after a cell, a paragraph or another block.
+_SEPARATOR_AFTER = {**dict.fromkeys(_BLOCK_TAGS, "\n"), **dict.fromkeys(_PARAGRAPH_TAGS, "\n\n"),
+                    **dict.fromkeys(_CELL_TAGS, "\t")}
 # Inline styles that hide an element: the usual ways mail hides a preheader or a pixel.
 _HIDDEN_STYLE = re.compile(
     r"display:none|visibility:hidden|max-height:0(?![.\d]*[1-9])|font-size:0(?![.\d]*[1-9])|opacity:0(?![.\d]*[1-9])"
@@ -264,49 +318,81 @@ def _too_deep(html: str) -> bool:
     return opened - closed > MAX_UNCLOSED
 
 
-def html_to_text(html: str) -> Rendered:
-    """Visible text of an HTML body in reading order; hidden parts, style, script and images left out."""
+class _Document(threading.local):
+    """The lexbor document that HTML bodies are parsed into, one per thread (see _parse_html)."""
+
+    parser: Any = None
+    parsed = 0  # characters parsed into it
+
+
+_DOCUMENT = _Document()
+DOCUMENT_REUSE_CHARS = 1_000_000  # a new document after this much HTML (see _parse_html)
+
+
+def _parse_html(html: str) -> Any:
+    """The body element of a lexbor document holding html.
+
+    A new lexbor document costs about 20 us and fills some 640 KB of fresh memory, which
+    pushes mail-parser's and our own working data out of the processor's caches: a mail
+    with HTML took twice as long through parse and extraction as one without. So bodies are
+    parsed as the content of one document's <body> (the HTML fragment algorithm: the same
+    tree as a whole document's body; <head> elements such as <style> or <title> land in it
+    and are skipped like the others). The children replaced are unlinked, not freed, so
+    the document is replaced after DOCUMENT_REUSE_CHARS characters of HTML.
+    """
     from selectolax.lexbor import LexborHTMLParser
 
+    state = _DOCUMENT
+    if state.parser is None or state.parsed > DOCUMENT_REUSE_CHARS:
+        state.parser, state.parsed = LexborHTMLParser(""), 0
+    state.parsed += len(html) + 1000
+    body = state.parser.body
+    try:
+        body.inner_html = html
+    except UnicodeEncodeError:  # lone surrogates: left out, as lexbor's own input step does
+        body.inner_html = html.encode("utf-8", "ignore").decode("utf-8")
+    return body
+
+
+def html_to_text(html: str) -> Rendered:
+    """Visible text of an HTML body in reading order; hidden parts, style, script and images left out."""
     html = html[:MAX_HTML_CHARS]
     if _too_deep(html):
         # Hostile nesting: bare tag stripping, bounded work, rather than no text at all.
         return Rendered(normalise(html_lib.unescape(re.sub(r"<[^>]{0,2000}>", " ", html))), "", [])
-    tree = LexborHTMLParser(html)
-    root = tree.body or tree.root
+    root = _parse_html(html)
     main: list[str] = []
     quoted: list[str] = []
     anchors: list[tuple[str, str]] = []
-    if root is None:
-        return Rendered("", "", anchors)
     # An explicit stack, not recursion: hostile mail nests thousands of elements deep.
-    # Entries: a node to enter, or ("exit", tag, start, href, quoted) to close one.
+    # Entries: a node to enter; the separator to write after a cell or block; or
+    # (tag, start, href, quoted) to close an anchor or a quote.
     stack: list[Any] = [root]
     quote_depth = 0
     while stack:
         item = stack.pop()
-        if isinstance(item, tuple):
-            _, tag, start, href, was_quote = item
+        kind = type(item)
+        if kind is str:
+            (quoted if quote_depth else main).append(item)
+            continue
+        if kind is tuple:
+            tag, start, href, was_quote = item
             out = quoted if quote_depth else main
-            if tag == "a" and href is not None and not quote_depth:
+            if tag == "a" and not quote_depth:
                 label = normalise("".join(out[start:]))
                 anchors.append((href, label))
                 if _link_kind(href, label)[0] in _SHOWN_KINDS and href.startswith(("http://", "https://")):
                     out.append(f" <{href}>")
             if was_quote:
                 quote_depth -= 1
-            if tag in _CELL_TAGS:
-                out.append("\t")
-            elif tag in _PARAGRAPH_TAGS:
-                out.append("\n\n")
-            elif tag in _BLOCK_TAGS:
-                out.append("\n")
+            if tag in _SEPARATOR_AFTER:
+                out.append(_SEPARATOR_AFTER[tag])
             continue
         if item.is_text_node:
             (quoted if quote_depth else main).append(item.text_content or "")
             continue
         tag = item.tag
-        if tag in _SKIP_TAGS or tag.startswith("-") or not tag:
+        if not tag or tag in _SKIP_TAGS or tag[0] == "-":
             if tag == "img" and item.parent is not None and item.parent.tag == "a":
                 alt = item.attributes.get("alt")  # an image button: its alt text names the link
                 if alt and not _hidden(item.attributes):
@@ -318,14 +404,14 @@ def html_to_text(html: str) -> Rendered:
         is_quote = tag == "blockquote" or bool(attrs) and _quoting(tag, attrs)
         if is_quote:
             quote_depth += 1
-        out = quoted if quote_depth else main
         if tag in _BLOCK_TAGS:
-            out.append("\n")
-        if is_quote or tag in _EXIT_TAGS:  # closing a span, font, b... does nothing: no exit entry then
-            href = (attrs.get("href") or "").strip() if tag == "a" else None
-            stack.append(("exit", tag, len(out), href, is_quote))
-        children = list(item.iter(include_text=True))
-        stack.extend(reversed(children))
+            (quoted if quote_depth else main).append("\n")
+        if is_quote or tag == "a":
+            stack.append((tag, len(quoted if quote_depth else main),
+                          (attrs.get("href") or "").strip() if tag == "a" else "", is_quote))
+        elif tag in _SEPARATOR_AFTER:  # closing a span, font, b... writes nothing: no entry for it
+            stack.append(_SEPARATOR_AFTER[tag])
+        stack.extend(reversed(list(item.iter(include_text=True))))
     return Rendered(normalise("".join(main)), normalise("".join(quoted)), anchors)
 
 
@@ -386,7 +472,7 @@ def strip_signature(text: str) -> str:
     return text[: at.start()].rstrip() if at else text
 
 
-_FOOTER = re.compile(
+_FOOTER = _word_pattern(
     r"©|\(c\) ?\d{4}|copyright|all rights reserved|unsubscribe|privacy (policy|statement|notice)|terms (of|and) "
     r"(service|use)|this (e-?mail|message) was sent (to|by)|you('re| are) receiving this|"
     r"sent to [^ ]{1,64}@|intended (only )?for the (named |addressee|recipient)|intended recipient|confidential|"
@@ -454,7 +540,6 @@ _CODE_WORDS = _word_pattern(_CODE_WORDS_SOURCE)  # for _lower()ed text
 # others without it: see _code_words.
 _ANY_CODE_WORD = r"\b\w{0,24}code\b"
 _CODE_WORDS_NOT_ANY = _word_pattern(_CODE_WORDS_SOURCE.replace("|" + _ANY_CODE_WORD, ""))
-_WORD_CHAR = re.compile(r"\w")
 
 
 def _code_words(lower: str) -> Iterator[re.Match[str]]:
@@ -502,7 +587,7 @@ def _word_start(text: str, at: int) -> int | None:
 _CODE_KINDS = ("promo(?:tion(?:al)?)?|discount|coupon|gift(?: card)?|voucher|referral|invite|invitation|tracking|"
                "postal|zip|area|country|dialing|source|qr|bar|swift|sort|bank|tax|booking|reservation|"
                "confirmation number|product|item|style|colou?r|error|status|reference|offer|sale")
-_NOT_CODE_PHRASE = re.compile(
+_NOT_CODE_PHRASE = _word_pattern(
     "|".join(kind + "[- ]?codes?" for kind in _top_level_alternatives(_CODE_KINDS)) + "|"
     r"rabatt\w*|gutschein\w*|aktions\w*|postleitzahl|code promo\w*|code postal|code de réduction|code de parrainage|"
     r"c[oó]digo (promocional|de descuento|de desconto|postal|de rastreio|de seguimiento|de reserva)|cupón|cupom|"
@@ -510,8 +595,8 @@ _NOT_CODE_PHRASE = re.compile(
     r"промокод\w*|почтов\w+ индекс|код скидки|скидк\w*|优惠码|优惠券|折扣码|邮编|邮政编码|"
     r"クーポン\w*|割引コード|郵便番号|할인 ?코드|쿠폰|우편 ?번호")
 # Words right before a number that make it something other than a code.
-_NOT_CODE_BEFORE = re.compile(
-    r"(?<![a-z])(order|invoice|receipt|ref(erence)?|ticket|case|account|customer|member|tracking|transaction|booking|"
+_NOT_CODE_BEFORE_WORDS = (
+    r"order|invoice|receipt|ref(erence)?|ticket|case|account|customer|member|tracking|transaction|booking|"
     r"reservation|confirmation (number|no)|shipment|parcel|package|item|sku|model|serial|version|build|"
     r"room|flight|seat|gate|table|suite|apt|floor|street|st\.|ave|road|box|zip|postcode|post code|"
     r"phone|tel|telephone|mobile|call|fax|whatsapp|text us|sms to|dial|hotline|helpline|support|"
@@ -523,22 +608,26 @@ _NOT_CODE_BEFORE = re.compile(
     r"pedido|factura|cliente|tel[eé]fono|tarjeta|terminada en|fatura|telefone|cartão|final|"
     r"ordine|fattura|telefono|carta|che termina|bestelling|factuur|klant|telefoon|kaart|eindigend op|"
     r"заказ\w*|сч[её]т\w*|телефон\w*|карт\w*|"
-    r"订单号?|發票|发票|电话|手机|尾号|卡号|注文番号?|請求書|電話|カード|末尾|주문 ?번호?|전화|카드|송장)"
-    r"[\s#:.\-–№]*(?:\w{0,12}[\s:#.\-]*)?$")
+    r"订单号?|發票|发票|电话|手机|尾号|卡号|注文番号?|請求書|電話|カード|末尾|주문 ?번호?|전화|카드|송장")
+_NOT_CODE_BEFORE = re.compile(
+    "(?:" + _fast_alternation("|".join(r"(?<![a-z])" + word for word in _top_level_alternatives(_NOT_CODE_BEFORE_WORDS)))
+    + r")[\s#:.\-–№]*(?:\w{0,12}[\s:#.\-]*)?$")
 _NOT_CODE_AFTER = re.compile(r"^\s*(%|€|eur|usd|gbp|chf|\$|£|¥|₩|₽|руб|元|円|원|kr|px|pt|mb|kb|gb|ms|km|kg|mi|"
                              r"points|pts|miles|items|x\b|\+|[/.,]\d)")
-_PROMO_LINE = re.compile(r"\d+ ?% ?(off|rabatt|de réduction|de descuento|de desconto|di sconto|korting)|"
-                         r"\b(sale|discount|coupon|promo|save)\b|скидк|折扣|優惠|割引|할인")
+# A promotion's line: "20% off" (searched only where the line holds a "%"), or a promotion word.
+_PERCENT_OFF = re.compile(r"\d ?% ?(?:off|rabatt|de réduction|de descuento|de desconto|di sconto|korting)")
+_PROMO_WORDS = _word_pattern(r"\bsale\b|\bdiscount\b|\bcoupon\b|\bpromo\b|\bsave\b|скидк|折扣|優惠|割引|할인")
 _NL_POSTCODE = re.compile(r" [A-Z]{2}\b")
 _CITY = re.compile(r" [A-ZÄÖÜÉ][\wäöüéèß-]+")
-_OLD_WORDS = re.compile(r"previous|earlier|old(er)?\b|expired|no longer|invalid|replaced|vorherige|abgelaufen|"
+_OLD_WORDS = _word_pattern(r"previous|earlier|old(er)?\b|expired|no longer|invalid|replaced|vorherige|abgelaufen|"
                         r"ungültig|précédent|expiré|anterior|caducado|expirado|precedente|scaduto|vorige|verlopen|"
                         r"предыдущ|истек|之前|已失效|以前|期限切れ|이전|만료")
-_NEW_WORDS = re.compile(r"\bnew\b|latest|neue[rn]?\b|nouveau|nuevo|novo\b|nuovo|nieuwe|новый|新しい|新的|새")
-_MONTHS = re.compile(r"(?<![a-z])(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|januar|märz|mai|juni|juli|okt|dez|"
+_NEW_WORDS = _word_pattern(r"\bnew\b|latest|neue[rn]?\b|nouveau|nuevo|novo\b|nuovo|nieuwe|новый|新しい|新的|새")
+_MONTHS = _word_pattern("|".join(r"(?<![a-z])" + word for word in _top_level_alternatives(
+    r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|januar|märz|mai|juni|juli|okt|dez|"
                      r"janv|févr|mars|avr|juin|juil|août|sept|déc|ene|abr|ago|dic|fev|gen|mag|giu|lug|ott|"
                      r"янв|фев|мар|апр|ма[йя]|июн|июл|авг|сен|окт|ноя|дек|年|月|日|년|월|일|"
-                     r"mon|tue|wed|thu|fri|sat|sun|since|seit|depuis|desde|dal|sinds|copyright)|©")
+                     r"mon|tue|wed|thu|fri|sat|sun|since|seit|depuis|desde|dal|sinds|copyright")) + "|©")
 
 # Masked before candidates are looked for: things made of digits that are never codes.
 _ADDRESS_MASK = r"\b[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+"
@@ -552,29 +641,52 @@ _MASKS = re.compile(
     r"(?<![A-Za-z*•·])(?:\*|•|·|x|X){2,8}[ \-]?\d{4}\b|"  # masked card numbers
     r"\b\d+(?:st|nd|rd|th)\b|\b[1-9]-(?:step|factor|stufig|étapes)\b", re.I)
 
+# Each shape begins with the character class of its first character (its look-behinds come
+# after it, widened by one "."): then re jumps from one possible first character to the next
+# instead of trying the pattern at every position (the same matches, a third of the time).
 _SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("cells", re.compile(r"(?<![0-9A-Za-z])[0-9](?:[ \t][0-9]){3,9}(?![0-9A-Za-z])")),
-    ("prefixed", re.compile(r"(?<![0-9A-Za-z-])[A-Z]{1,3}-([0-9]{4,10})(?![0-9A-Za-z]|-[0-9A-Za-z])")),
-    ("grouped_alnum", re.compile(r"(?<![0-9A-Za-z-])(?=[A-Z0-9-]{0,8}[0-9])(?=[A-Z0-9-]{0,8}[A-Z])"
-                                 r"[A-Z0-9]{3,4}-[A-Z0-9]{3,4}(?![0-9A-Za-z]|-[0-9A-Za-z])")),
-    ("grouped", re.compile(r"(?<![0-9A-Za-z-])([0-9]{3,4})[ -]([0-9]{3,4})(?![0-9A-Za-z]|[ -][0-9])")),
-    ("alnum", re.compile(r"(?<![0-9A-Za-z-])(?=[A-Z0-9]{0,9}[0-9])(?=[A-Z0-9]{0,9}[A-Z])[A-Z0-9]{5,10}(?![0-9A-Za-z-])")),
-    ("digits", re.compile(r"(?<![0-9A-Za-z])(?<![0-9]-)[0-9]{4,10}(?![0-9A-Za-z]|-[0-9])")),
+    # "4 8 2 9 1 3": one digit per table cell
+    ("cells", re.compile(r"[0-9](?<![0-9A-Za-z].)(?:[ \t][0-9]){3,9}(?![0-9A-Za-z])")),
+    # "G-123456"
+    ("prefixed", re.compile(r"[A-Z](?<![0-9A-Za-z-].)[A-Z]{0,2}-([0-9]{4,10})(?![0-9A-Za-z]|-[0-9A-Za-z])")),
+    # "X7K-9QZ": letters and digits both, in two groups
+    ("grouped_alnum", re.compile(r"[A-Z0-9](?<![0-9A-Za-z-].)(?:(?<=[0-9])|(?=[A-Z0-9-]{0,7}[0-9]))"
+                                 r"(?:(?<=[A-Z])|(?=[A-Z0-9-]{0,7}[A-Z]))[A-Z0-9]{2,3}-[A-Z0-9]{3,4}"
+                                 r"(?![0-9A-Za-z]|-[0-9A-Za-z])")),
+    # "123-456", "123 456"
+    ("grouped", re.compile(r"([0-9](?<![0-9A-Za-z-].)[0-9]{2,3})[ -]([0-9]{3,4})(?![0-9A-Za-z]|[ -][0-9])")),
+    # "AB12CD": letters and digits both
+    ("alnum", re.compile(r"[A-Z0-9](?<![0-9A-Za-z-].)(?:(?<=[0-9])|(?=[A-Z0-9]{0,8}[0-9]))"
+                         r"(?:(?<=[A-Z])|(?=[A-Z0-9]{0,8}[A-Z]))[A-Z0-9]{4,9}(?![0-9A-Za-z-])")),
+    # "123456"
+    ("digits", re.compile(r"[0-9](?<![0-9A-Za-z].)(?<![0-9]-.)[0-9]{3,9}(?![0-9A-Za-z]|-[0-9])")),
 )
 _DIGIT = re.compile(r"[0-9]")
+_CAPITAL = re.compile(r"[A-Z]")
 _CURRENCY = frozenset("$€£¥₩₽")  # the signs _MASKS takes for prices
 MAX_CANDIDATES = 200  # per text: a real verification mail has a handful; this bounds hostile ones
 _KEYWORD_BEFORE = 160  # how far before a candidate its keyword may stand
 _KEYWORD_AFTER = 90
 
 
-@dataclass(frozen=True)
 class _Candidate:
-    code: str
-    kind: str
-    start: int
-    end: int
-    raw: str
+    """A string of a code's shape in a text, and the bounds of its line there (see _line_of)."""
+
+    __slots__ = ("code", "kind", "start", "end", "raw", "line_start", "line_end")
+
+    def __init__(self, code: str, kind: str, start: int, end: int, raw: str, text: str) -> None:
+        self.code, self.kind, self.start, self.end, self.raw = code, kind, start, end, raw
+        self.line_start, self.line_end = _line_of(text, start, end)
+
+    def __repr__(self) -> str:
+        return f"_Candidate({self.code!r}, {self.kind}, {self.start}, {self.end})"
+
+
+def _line_of(text: str, start: int, end: int) -> tuple[int, int]:
+    """The line of text[start:end], at most 300 characters either side (a hostile line may be megabytes long)."""
+    line_start = max(text.rfind("\n", max(0, start - 300), start) + 1, start - 300, 0)
+    line_end = text.find("\n", end, end + 300)
+    return line_start, min(len(text), end + 300) if line_end < 0 else line_end
 
 
 # _MASKS without its e-mail address alternative (which needs an "@"), behind a look-ahead for
@@ -587,7 +699,11 @@ _MASKS_NO_ADDRESS = re.compile(_MASK_STARTS + "(?:" + _MASKS.pattern.replace("|"
 
 def _mask(text: str) -> str:
     """text with what _MASKS matches blanked out, every character in its place."""
-    return (_MASKS if "@" in text else _MASKS_NO_ADDRESS).sub(lambda m: " " * len(m.group()), text)
+    return (_MASKS if "@" in text else _MASKS_NO_ADDRESS).sub(_blank, text)
+
+
+def _blank(match: re.Match[str]) -> str:
+    return " " * (match.end() - match.start())
 
 
 def _code_lines(text: str, code_words: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -617,19 +733,26 @@ def _candidates(text: str, lines: Iterable[tuple[int, int]] | None = None) -> li
     taken: list[tuple[int, int]] = []
     found: list[_Candidate] = []
     for line_start, line_end in lines if lines is not None else [(0, len(text))]:
-        _shapes_in(text[line_start:line_end], line_start, taken, found)
+        _shapes_in(text[line_start:line_end], line_start, taken, found, text)
     found.sort(key=lambda c: c.start)
     return found
 
 
-def _shapes_in(text: str, offset: int, taken: list[tuple[int, int]], found: list[_Candidate]) -> None:
+def _shapes_in(text: str, offset: int, taken: list[tuple[int, int]], found: list[_Candidate], whole: str) -> None:
+    """Candidates in text, which starts at offset in whole, added to found; taken: the spans of those found before."""
     masked = _mask(text)
     if not _DIGIT.search(masked):
         return  # every shape holds a digit, and the masks took them all (dates, prices, phone numbers)
+    # The shapes with letters need a capital letter, and those with a "-" group separator a "-":
+    # two quick tests that spare most texts three of the six passes.
+    capitals = _CAPITAL.search(masked) is not None
+    dash = capitals and "-" in masked
     for shape, pattern in _SHAPES:
+        if (shape == "alnum" and not capitals) or (shape in ("prefixed", "grouped_alnum") and not dash):
+            continue
         for match in pattern.finditer(masked):
             start, end = match.start() + offset, match.end() + offset
-            if any(start < b and a < end for a, b in taken):
+            if taken and any(start < b and a < end for a, b in taken):
                 continue
             raw = match.group()
             if shape == "grouped" and len(match.group(1)) != len(match.group(2)):
@@ -640,14 +763,7 @@ def _shapes_in(text: str, offset: int, taken: list[tuple[int, int]], found: list
                 code = raw.replace(" ", "").replace("\t", "").replace("-", "")  # the separators of the shapes
                 kind = "numeric" if code.isdigit() else "alphanumeric"
             taken.append((start, end))
-            found.append(_Candidate(code, kind, start, end, raw))
-
-
-def _line(text: str, cand: _Candidate) -> tuple[int, int]:
-    """The candidate's line, at most 300 characters either side (a hostile line may be megabytes long)."""
-    line_start = max(text.rfind("\n", max(0, cand.start - 300), cand.start) + 1, cand.start - 300, 0)
-    line_end = text.find("\n", cand.end, cand.end + 300)
-    return line_start, min(len(text), cand.end + 300) if line_end < 0 else line_end
+            found.append(_Candidate(code, kind, start, end, raw, whole))
 
 
 def _ruled_out(text: str, lower: str, cand: _Candidate) -> bool:
@@ -656,14 +772,15 @@ def _ruled_out(text: str, lower: str, cand: _Candidate) -> bool:
     lower is _lower(text). These checks need no keyword, so they run first: the keyword
     search, the costliest step, then only looks around the candidates that are left.
     """
-    line_start, line_end = _line(text, cand)
+    line_start, line_end = cand.line_start, cand.line_end
     before_line = text[line_start:cand.start]
     not_code = _NOT_CODE_BEFORE.search(lower[max(line_start, cand.start - 40):cand.start])
     if (not_code and not next(_code_words(not_code.group()), None)) or _NOT_CODE_AFTER.match(lower[cand.end:line_end]):
         return True
     if before_line.rstrip().endswith(("#", "№", "No.", "no.", "Nr.", "nr.", "n°", "N°", "+")):
         return True
-    if _PROMO_LINE.search(lower[line_start:line_end]):
+    line = lower[line_start:line_end]
+    if ("%" in line and _PERCENT_OFF.search(line)) or _PROMO_WORDS.search(line):
         return True
     after_line = text[cand.end:line_end]
     # A postcode: "1015 CJ Amsterdam", "…, 10115 Berlin".
@@ -673,7 +790,7 @@ def _ruled_out(text: str, lower: str, cand: _Candidate) -> bool:
 
 def _score(text: str, lower: str, cand: _Candidate, keywords: list[tuple[int, int]], quoted: bool) -> float:
     """Confidence that cand (not _ruled_out) is a one-time code, 0 when it is not one; lower is _lower(text)."""
-    line_start, line_end = _line(text, cand)
+    line_start, line_end = cand.line_start, cand.line_end
     near = [(a, b) for a, b in keywords if cand.start - _KEYWORD_BEFORE <= a and b <= cand.end + _KEYWORD_AFTER]
     if not near:
         return 0.0
@@ -767,16 +884,16 @@ def find_codes(subject: str, main: str, quoted: str = "") -> list[Code]:
 
 _KIND_ORDER = {"verify": 0, "magic_signin": 1, "reset": 2, "other": 3, "unsubscribe": 4}
 _SHOWN_KINDS = frozenset({"verify", "magic_signin", "reset"})
-_UNSUBSCRIBE = re.compile(r"unsubscri|opt[-_ ]?out|list-?manage|email[-_ ]?preferences|manage (your )?"
+_UNSUBSCRIBE = _word_pattern(r"unsubscri|opt[-_ ]?out|list-?manage|email[-_ ]?preferences|manage (your )?"
                           r"(email|subscription|notification)|abmelden|abbestellen|désinscri|desinscri|désabonner|"
                           r"darse de baja|cancelar (a )?(inscrição|suscripción)|disiscriv|annulla l'iscrizione|"
                           r"uitschrijven|afmelden|отписаться|отписк|退订|取消订阅|配信停止|購読解除|수신 ?거부")
-_RESET = re.compile(r"reset|forgot|password|passwort|mot[- ]de[- ]passe|contraseña|senha|wachtwoord|пароль|"
+_RESET = _word_pattern(r"reset|forgot|password|passwort|mot[- ]de[- ]passe|contraseña|senha|wachtwoord|пароль|"
                     r"密码|密碼|パスワード|비밀번호")
-_VERIFY = re.compile(r"verif|confirm|activat|validat|bestätig|aktivier|vérifi|valider|activer|"
+_VERIFY = _word_pattern(r"verif|confirm|activat|validat|bestätig|aktivier|vérifi|valider|activer|"
                      r"conferm|attiva|bevestig|activeer|подтверд|активир|验证|驗證|确认|確認|認証|激活|"
                      r"인증|확인|활성화")
-_SIGNIN = re.compile(r"sign[-_ ]?in|log[-_ ]?in|magic|anmelden|einloggen|se connecter|connexion|iniciar sesión|"
+_SIGNIN = _word_pattern(r"sign[-_ ]?in|log[-_ ]?in|magic|anmelden|einloggen|se connecter|connexion|iniciar sesión|"
                      r"entrar|accedi|inloggen|войти|вход|登录|登入|ログイン|サインイン|로그인")
 # A query value or path segment long and random enough to be a one-time token.
 _TOKEN = re.compile(r"[A-Za-z0-9_\-.~%]{20,}")
@@ -865,7 +982,8 @@ def _domain_of(value: str | None) -> str | None:
 
 
 _COMMENT = re.compile(r"\([^()]*\)")
-_RESINFO = re.compile(r"([A-Za-z][\w.-]*)(?:/\d+)?\s*=\s*(\"(?:[^\"\\\\]|\\\\.)*\"|[^\s;]+)")
+# A ";" (the end of a resinfo) or a name=value pair; a quoted value holds no ";" (see _results).
+_RESINFO = re.compile(r";|([A-Za-z][\w.-]*)(?:/\d+)?\s*=\s*(\"(?:[^\"\\\\;]|\\\\[^;])*\"|[^\s;]+)")
 
 
 def _results(header: str) -> tuple[str | None, dict[str, list[tuple[str, dict[str, str]]]]]:
@@ -881,19 +999,42 @@ def _results(header: str) -> tuple[str | None, dict[str, list[tuple[str, dict[st
         text, found = _COMMENT.subn(" ", text)
         if not found:
             break
-    pieces = text.split(";")
-    head = pieces[0].split()
+    end = text.find(";")
+    head = (text if end < 0 else text[:end]).split()
     if not head or "=" in head[0]:
         return None, {}
     methods: dict[str, list[tuple[str, dict[str, str]]]] = {}
-    for piece in pieces[1:]:
-        pairs = _RESINFO.findall(piece)
-        if not pairs or "." in pairs[0][0]:
-            continue
-        method, result = pairs[0][0].lower(), pairs[0][1].strip('"').lower()
-        props = {k.lower(): v.strip('"') for k, v in pairs[1:] if "." in k}
-        methods.setdefault(method, []).append((result, props))
+    props: dict[str, str] | None = None  # the properties of the resinfo being read, None to skip its pairs
+    starting = True  # at the first pair of a resinfo: the method and its result
+    for name, value in _RESINFO.findall(text, end + 1 if end >= 0 else len(text)):
+        if not name:  # a ";"
+            starting = True
+        elif starting:
+            starting = False
+            props = None if "." in name else {}
+            if props is not None:
+                methods.setdefault(name.lower(), []).append((value.strip('"').lower(), props))
+        elif props is not None and "." in name:
+            props[name.lower()] = value.strip('"')
     return head[0].lower(), methods
+
+
+def _verdict(results: list[tuple[str, dict[str, str]]]) -> str:
+    for result, _ in results:
+        if result == "pass":
+            return "pass"
+    return results[0][0] if results else "none"
+
+
+def _aligned_pass(results: list[tuple[str, dict[str, str]]], keys: tuple[str, str], org: str) -> bool:
+    """Whether one of results passed for a domain whose organisational domain is org."""
+    for result, props in results:
+        if result != "pass":
+            continue
+        domain = next((_domain_of(props[k]) for k in keys if props.get(k)), None)
+        if domain and organisational_domain(domain) == org:
+            return True
+    return False
 
 
 def sender_auth(auth_results: Sequence[str], from_addr: str | None) -> SenderAuth:
@@ -902,24 +1043,13 @@ def sender_auth(auth_results: Sequence[str], from_addr: str | None) -> SenderAut
     if not auth_results:
         return SenderAuth(from_domain)
     authserv_id, methods = _results(auth_results[0])
+    dkim, spf, dmarc = methods.get("dkim") or [], methods.get("spf") or [], methods.get("dmarc") or []
+    dmarc_verdict = _verdict(dmarc)
+    aligned = False
     org = organisational_domain(from_domain) if from_domain else None
-
-    def verdict(method: str) -> str:
-        results = methods.get(method) or []
-        if any(r == "pass" for r, _ in results):
-            return "pass"
-        return results[0][0] if results else "none"
-
-    def aligned_pass(method: str, keys: tuple[str, ...]) -> bool:
-        for result, props in methods.get(method) or []:
-            domain = next((_domain_of(props[k]) for k in keys if props.get(k)), None)
-            if result == "pass" and domain and org and organisational_domain(domain) == org:
-                return True
-        return False
-
-    dmarc_from = next((_domain_of(p.get("header.from")) for r, p in methods.get("dmarc") or [] if r == "pass"), None)
-    aligned = bool(org) and (
-        (verdict("dmarc") == "pass" and (dmarc_from is None or dmarc_from == from_domain))
-        or aligned_pass("dkim", ("header.d", "header.i"))
-        or aligned_pass("spf", ("smtp.mailfrom", "smtp.helo")))
-    return SenderAuth(from_domain, verdict("dkim"), verdict("spf"), verdict("dmarc"), aligned, authserv_id)
+    if org:
+        dmarc_from = next((_domain_of(p.get("header.from")) for r, p in dmarc if r == "pass"), None)
+        aligned = ((dmarc_verdict == "pass" and (dmarc_from is None or dmarc_from == from_domain))
+                   or _aligned_pass(dkim, ("header.d", "header.i"), org)
+                   or _aligned_pass(spf, ("smtp.mailfrom", "smtp.helo"), org))
+    return SenderAuth(from_domain, _verdict(dkim), _verdict(spf), dmarc_verdict, aligned, authserv_id)

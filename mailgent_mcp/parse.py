@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import email.header
 import email.parser
 import email.policy
@@ -115,7 +114,12 @@ def _cap_headers(raw: bytes) -> tuple[bytes, bool]:
 
 def unfold(value: str) -> str:
     """A header value on one line: RFC 5322 §2.2.3 unfolding (a line break before a space or tab)."""
-    return re.sub(r"\r?\n(?=[ \t])", "", value).replace("\r", "").replace("\n", " ")
+    if "\n" not in value and "\r" not in value:
+        return value
+    return _FOLD.sub("", value).replace("\r", "").replace("\n", " ")
+
+
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
 
 
 def headers_only(raw: bytes, problem: str, raw_size: int | None = None) -> ParsedMessage:
@@ -146,19 +150,21 @@ def parse_message(raw: bytes, trust_auth_results: bool = True, extracting: bool 
     embedded SMTP inbox): then any such header came from the sender and vouches for nothing.
     extracting=False leaves extraction to later (`Inbox.reindex`): the bulk of a first sync.
     """
-    parsed = _parse(raw)
-    if not extracting:
-        return parsed
+    return _parse(raw, trust_auth_results if extracting else None)
+
+
+def _extract(fields: dict[str, Any], trust_auth_results: bool) -> Extraction | None:
     try:
-        extraction = extract(subject=parsed.subject, text=parsed.text, html=parsed.html, from_addr=parsed.from_addr,
-                             auth_results=parsed.auth_results, trust_auth_results=trust_auth_results)
+        return extract(subject=fields["subject"], text=fields["text"], html=fields["html"],
+                       from_addr=fields["from_addr"], auth_results=fields["auth_results"],
+                       trust_auth_results=trust_auth_results)
     except Exception as exc:  # noqa: BLE001 - a fault in extraction must not lose the message
         log.warning("extraction failed on a message (%s); cached without it", type(exc).__name__)
-        return parsed
-    return dataclasses.replace(parsed, extraction=extraction)
+        return None
 
 
-def _parse(raw: bytes) -> ParsedMessage:
+def _parse(raw: bytes, trust_auth_results: bool | None = None) -> ParsedMessage:
+    """raw parsed; extracted too unless trust_auth_results is None."""
     import mailparser
 
     if len(raw) > MAX_MESSAGE_BYTES:
@@ -179,21 +185,24 @@ def _parse(raw: bytes) -> ParsedMessage:
         for a in (mail.attachments or [])
     )
     auth = mail.message.get_all("Authentication-Results") or []
-    return ParsedMessage(
-        raw_size=len(raw),
-        message_id=(str(decoded["message-id"]).strip() or None) if decoded.get("message-id") else None,
-        from_addr=from_pairs[0][1] or None if from_pairs else None,
-        from_name=from_pairs[0][0] or None if from_pairs else None,
-        to=tuple(a for _, a in _addresses(decoded.get("to")) if a),
-        cc=tuple(a for _, a in _addresses(decoded.get("cc")) if a),
-        subject=unfold(str(decoded.get("subject") or "")),
-        date=date,
-        text="\n".join(mail.text_plain or []),
-        html="\n".join(mail.text_html or []),
-        attachments=attachments,
-        auth_results=tuple(str(a) for a in auth),
-        problem="header block over the size limit; cut before parsing" if cut else None,
-    )
+    fields: dict[str, Any] = {
+        "raw_size": len(raw),
+        "message_id": (str(decoded["message-id"]).strip() or None) if decoded.get("message-id") else None,
+        "from_addr": from_pairs[0][1] or None if from_pairs else None,
+        "from_name": from_pairs[0][0] or None if from_pairs else None,
+        "to": tuple(a for _, a in _addresses(decoded.get("to")) if a),
+        "cc": tuple(a for _, a in _addresses(decoded.get("cc")) if a),
+        "subject": unfold(str(decoded.get("subject") or "")),
+        "date": date,
+        "text": "\n".join(mail.text_plain or []),
+        "html": "\n".join(mail.text_html or []),
+        "attachments": attachments,
+        "auth_results": tuple(str(a) for a in auth),
+        "problem": "header block over the size limit; cut before parsing" if cut else None,
+    }
+    if trust_auth_results is not None:
+        fields["extraction"] = _extract(fields, trust_auth_results)
+    return ParsedMessage(**fields)
 
 
 def parse_chunk(raws: Sequence[bytes], trust_auth_results: bool = True,
