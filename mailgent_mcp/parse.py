@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024  # larger ones are cached as headers plus a marker
 MAX_HEADER_BYTES = 128 * 1024  # the header block is cut (at a line) beyond this before parsing
 PARSE_TIME_LIMIT_S = 5.0
+PARSE_WORKERS = 2  # worker processes of a Parser
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,20 @@ def _extract(fields: dict[str, Any], trust_auth_results: bool) -> Extraction | N
 
 def _parse(raw: bytes, trust_auth_results: bool | None = None) -> ParsedMessage:
     """raw parsed; extracted too unless trust_auth_results is None."""
+    return _finish(_read(raw), trust_auth_results)
+
+
+def _finish(read: dict[str, Any] | ParsedMessage, trust_auth_results: bool | None) -> ParsedMessage:
+    """The message _read read, extracted unless trust_auth_results is None (or only headers were kept)."""
+    if isinstance(read, ParsedMessage):
+        return read
+    if trust_auth_results is not None:
+        read["extraction"] = _extract(read, trust_auth_results)
+    return ParsedMessage(**read)
+
+
+def _read(raw: bytes) -> dict[str, Any] | ParsedMessage:
+    """The fields of a ParsedMessage read from raw by mail-parser, or the headers-only record of a failure."""
     import mailparser
 
     if len(raw) > MAX_MESSAGE_BYTES:
@@ -200,15 +215,20 @@ def _parse(raw: bytes, trust_auth_results: bool | None = None) -> ParsedMessage:
         "auth_results": tuple(str(a) for a in auth),
         "problem": "header block over the size limit; cut before parsing" if cut else None,
     }
-    if trust_auth_results is not None:
-        fields["extraction"] = _extract(fields, trust_auth_results)
-    return ParsedMessage(**fields)
+    return fields
 
 
 def parse_chunk(raws: Sequence[bytes], trust_auth_results: bool = True,
                 extracting: bool = True) -> list[ParsedMessage]:
-    """Parse several messages in this process, in order (a Parser worker's unit of work)."""
-    return [parse_message(raw, trust_auth_results, extracting) for raw in raws]
+    """Parse several messages in this process, in order (a Parser worker's unit of work).
+
+    mail-parser reads them all first, then extraction runs on them all: each then works with
+    its own code and data in the processor's caches, where one message after the other has
+    each push the other's out (on the labelled corpus, parse and extract take 10% less time
+    so: see benchmarks/bench_extract.py).
+    """
+    read = [_read(raw) for raw in raws]
+    return [_finish(fields, trust_auth_results if extracting else None) for fields in read]
 
 
 def _ready() -> None:
@@ -234,7 +254,7 @@ class Parser:
     run_one: Callable[[bytes, bool, bool], ParsedMessage] = staticmethod(parse_message)
     run_chunk: Callable[[Sequence[bytes], bool, bool], list[ParsedMessage]] = staticmethod(parse_chunk)
 
-    def __init__(self, workers: int = 2, time_limit: float = PARSE_TIME_LIMIT_S) -> None:
+    def __init__(self, workers: int = PARSE_WORKERS, time_limit: float = PARSE_TIME_LIMIT_S) -> None:
         self._workers = workers
         self._time_limit = time_limit
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
