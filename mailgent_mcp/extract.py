@@ -360,22 +360,31 @@ def html_to_text(html: str) -> Rendered:
     main: list[str] = []
     quoted: list[str] = []
     anchors: list[tuple[str, str]] = []
-    # An explicit stack, not recursion: hostile mail nests thousands of elements deep.
-    # Entries: a node to enter; the separator to write after a cell or block; or
-    # (tag, start, href, quoted) to close an anchor or a quote. out is main, or quoted inside a quote.
-    stack: list[Any] = [root]
-    pop, push, extend = stack.pop, stack.append, stack.extend
+    # One pass over lexbor's own traversal of the tree (document order, no recursion: hostile
+    # mail nests thousands of elements deep). An element ends where the node that follows its
+    # subtree begins: its next sibling, else where its parent ends. opened holds the elements
+    # entered and not yet ended, innermost last: (the mem_id of the node after it, 0 for the
+    # end; what to do then: None, a separator to write after a cell or block, or (tag, start,
+    # href, quoted) to close an anchor or a quote). out is main, or quoted inside a quote.
+    opened: list[tuple[int, Any]] = []
     separator_after, block_tags, skip_tags = _SEPARATOR_AFTER, _BLOCK_TAGS, _SKIP_TAGS
     quote_depth = 0
     out = main
-    while stack:
-        item = pop()
-        kind = type(item)
-        if kind is str:
-            out.append(item)
-            continue
-        if kind is tuple:
-            tag, start, href, was_quote = item
+    skip_to = -1  # skipping a hidden or skipped element: the mem_id of the node after it (0: the end)
+    for node in root.traverse(include_text=True):
+        node_id = node.mem_id
+        if skip_to >= 0:
+            if node_id != skip_to:
+                continue
+            skip_to = -1
+        while opened and opened[-1][0] == node_id:  # the elements that end here, innermost first
+            then = opened.pop()[1]
+            if then is None:
+                continue
+            if type(then) is str:
+                out.append(then)
+                continue
+            tag, start, href, was_quote = then
             if tag == "a" and not quote_depth:
                 label = normalise("".join(out[start:]))
                 anchors.append((href, label))
@@ -386,19 +395,22 @@ def html_to_text(html: str) -> Rendered:
             if was_quote:
                 quote_depth -= 1
                 out = quoted if quote_depth else main
+        if node.is_text_node:
+            out.append(node.text_content or "")
             continue
-        if item.is_text_node:
-            out.append(item.text_content or "")
-            continue
-        tag = item.tag
+        following = node.next
+        end = following.mem_id if following is not None else (opened[-1][0] if opened else 0)
+        tag = node.tag
         if not tag or tag in skip_tags or tag[0] == "-":
-            if tag == "img" and item.parent is not None and item.parent.tag == "a":
-                alt = item.attributes.get("alt")  # an image button: its alt text names the link
-                if alt and not _hidden(item.attributes):
+            if tag == "img" and node.parent is not None and node.parent.tag == "a":
+                alt = node.attributes.get("alt")  # an image button: its alt text names the link
+                if alt and not _hidden(node.attributes):
                     out.append(f" {alt} ")
+            skip_to = end
             continue
-        attrs = item.attributes
+        attrs = node.attributes
         if attrs and _hidden(attrs):  # an element without attributes is neither hidden nor a quote by class
+            skip_to = end
             continue
         is_quote = tag == "blockquote" or bool(attrs) and _quoting(tag, attrs)
         if is_quote:
@@ -407,10 +419,27 @@ def html_to_text(html: str) -> Rendered:
         if tag in block_tags:
             out.append("\n")
         if is_quote or tag == "a":
-            push((tag, len(out), (attrs.get("href") or "").strip() if tag == "a" else "", is_quote))
-        elif tag in separator_after:  # closing a span, font, b... writes nothing: no entry for it
-            push(separator_after[tag])
-        extend(reversed(list(item.iter(include_text=True))))
+            opened.append((end, (tag, len(out), (attrs.get("href") or "").strip() if tag == "a" else "", is_quote)))
+        else:  # a span, font, b... writes nothing when it ends
+            opened.append((end, separator_after.get(tag)))
+    while opened:  # the elements that end with the body
+        then = opened.pop()[1]
+        if then is None:
+            continue
+        if type(then) is str:
+            out.append(then)
+            continue
+        tag, start, href, was_quote = then
+        if tag == "a" and not quote_depth:
+            label = normalise("".join(out[start:]))
+            anchors.append((href, label))
+            if _link_kind(href, label)[0] in _SHOWN_KINDS and href.startswith(("http://", "https://")):
+                out.append(f" <{href}>")
+        if tag in separator_after:
+            out.append(separator_after[tag])
+        if was_quote:
+            quote_depth -= 1
+            out = quoted if quote_depth else main
     return Rendered(normalise("".join(main)), normalise("".join(quoted)), anchors)
 
 

@@ -106,6 +106,8 @@ def _header_block(raw: bytes) -> tuple[bytes, bytes]:
 
 def _cap_headers(raw: bytes) -> tuple[bytes, bool]:
     """Cut an oversized header block at a line boundary; True when something was cut."""
+    if len(raw) <= MAX_HEADER_BYTES:
+        return raw, False  # its header block is no larger (and need not be found, nor the message copied)
     head, rest = _header_block(raw)
     if len(head) <= MAX_HEADER_BYTES:
         return raw, False
