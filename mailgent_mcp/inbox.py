@@ -394,16 +394,15 @@ class Inbox:
         total = await self._db.run(Store.count_stale_extractions, EXTRACTOR_VERSION)
         done, after = 0, 0
         while rows := await self._db.run(Store.stale_extractions, EXTRACTOR_VERSION, after, batch):
-            results: list[tuple[int, str | None, int]] = []
-            for row in rows:
-                inp = ExtractInput(str(row["subject"]), str(row["text_body"]), str(row["html_body"]),
-                                   _opt(row["from_addr"]), tuple(json.loads(str(row["auth_results"]))),
-                                   trust_auth_results=row["account"] != LOCAL_ACCOUNT)
-                extraction = await parser.extract(inp)
-                data = json.dumps(extraction.to_json(), ensure_ascii=False) if extraction else None
-                # A message that failed (or overran the time limit) is recorded as done, empty,
-                # so hostile mail is not retried by every reindex.
-                results.append((int(row["id"]), data, EXTRACTOR_VERSION))
+            inps = [ExtractInput(str(row["subject"]), str(row["text_body"]), str(row["html_body"]),
+                                 _opt(row["from_addr"]), tuple(json.loads(str(row["auth_results"]))),
+                                 trust_auth_results=row["account"] != LOCAL_ACCOUNT) for row in rows]
+            # A message that failed (or overran the time limit) is recorded as done, empty,
+            # so hostile mail is not retried by every reindex.
+            results: list[tuple[int, str | None, int]] = [
+                (int(row["id"]), json.dumps(extraction.to_json(), ensure_ascii=False) if extraction else None,
+                 EXTRACTOR_VERSION)
+                for row, extraction in zip(rows, await parser.extract_many(inps), strict=True)]
 
             def write(store: Store, results: list[tuple[int, str | None, int]] = results) -> None:
                 with store.transaction(durable=False):

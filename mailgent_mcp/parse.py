@@ -87,6 +87,18 @@ def extract_input(inp: ExtractInput) -> Extraction:
                    auth_results=inp.auth_results, trust_auth_results=inp.trust_auth_results)
 
 
+def extract_chunk(inps: Sequence[ExtractInput]) -> list[Extraction | None]:
+    """extract_input of each, in order; None for one that raised (a Parser worker's unit of reindex work)."""
+    out: list[Extraction | None] = []
+    for inp in inps:
+        try:
+            out.append(extract_input(inp))
+        except Exception as exc:  # noqa: BLE001 - one bad message must not stop a reindex
+            log.warning("extraction failed on a message (%s)", type(exc).__name__)
+            out.append(None)
+    return out
+
+
 def _addresses(pairs: Any) -> list[tuple[str, str]]:
     out = []
     for pair in pairs or []:
@@ -255,6 +267,8 @@ class Parser:
     # What the workers run (module-level functions, so that a spawned worker can import them).
     run_one: Callable[[bytes, bool, bool], ParsedMessage] = staticmethod(parse_message)
     run_chunk: Callable[[Sequence[bytes], bool, bool], list[ParsedMessage]] = staticmethod(parse_chunk)
+    run_extract: Callable[[ExtractInput], Extraction] = staticmethod(extract_input)
+    run_extract_chunk: Callable[[Sequence[ExtractInput]], list[Extraction | None]] = staticmethod(extract_chunk)
 
     def __init__(self, workers: int = PARSE_WORKERS, time_limit: float = PARSE_TIME_LIMIT_S) -> None:
         self._workers = workers
@@ -340,10 +354,40 @@ class Parser:
             self._kill_pool(pool)
         return None
 
+    async def extract_many(self, inps: Sequence[ExtractInput]) -> list[Extraction | None]:
+        """extract of each of inps, in order, as parse_many parses: a chunk per worker, a culprit alone.
+
+        A chunk has the time limit of one message (extraction takes a fraction of a millisecond
+        a message); one that overruns it, or whose worker dies, is extracted again one message
+        at a time, each with the whole limit.
+        """
+        size = max(1, -(-len(inps) // self._workers))
+        chunks = [list(inps[at:at + size]) for at in range(0, len(inps), size)]
+        results = await asyncio.gather(*(self._extract_chunk(chunk) for chunk in chunks))
+        out: list[Extraction | None] = []
+        for chunk, done in zip(chunks, results, strict=True):
+            if done is None:  # one at a time, so that nothing else shares the culprit's pool
+                done = [await self.extract(inp) for inp in chunk]
+            out.extend(done)
+        return out
+
+    async def _extract_chunk(self, inps: list[ExtractInput]) -> list[Extraction | None] | None:
+        """inps extracted in one worker, or None when that overran the time limit or the pool broke."""
+        pool = self._executor()
+        future = asyncio.get_running_loop().run_in_executor(pool, self.run_extract_chunk, inps)
+        try:
+            return await asyncio.wait_for(future, self._time_limit)
+        except TimeoutError:
+            log.warning("%d extractions took over %g s; running them one at a time", len(inps), self._time_limit)
+            self._kill_pool(pool)
+        except concurrent.futures.process.BrokenProcessPool:
+            self._kill_pool(pool)
+        return None
+
     async def extract(self, inp: ExtractInput) -> Extraction | None:
         """Extract from cached fields in a worker, within the time limit; None when it failed or overran."""
         pool = self._executor()
-        future = asyncio.get_running_loop().run_in_executor(pool, extract_input, inp)
+        future = asyncio.get_running_loop().run_in_executor(pool, self.run_extract, inp)
         try:
             return await asyncio.wait_for(future, self._time_limit)
         except TimeoutError:

@@ -167,6 +167,30 @@ async def test_a_chunk_that_overruns_is_parsed_again_one_at_a_time() -> None:
     assert all(m.problem is None for i, m in enumerate(parsed) if i != 1)
 
 
+async def test_extract_many_extracts_across_the_workers_and_goes_past_a_hanging_or_crashing_message() -> None:
+    """What `inbox reindex` runs: chunks per worker; the culprits alone end empty (None), the rest extracted."""
+    import dataclasses
+
+    from mailgent_mcp.parse import ExtractInput
+
+    from .helpers.parse_faults import FaultyParser
+
+    inps = [ExtractInput(f"Your code {n}", f"Your verification code is {100000 + n}.", "", "a@x.test", (), True)
+            for n in range(6)]
+    inps[1] = dataclasses.replace(inps[1], subject="X-Test-Fault: hang")
+    inps[4] = dataclasses.replace(inps[4], subject="X-Test-Fault: exit")
+    parser = FaultyParser(workers=2, time_limit=3.0)
+    try:
+        out = await parser.extract_many(inps)
+        again = await parser.extract_many(inps[:1])  # a new pool took over
+        assert await parser.extract_many([]) == []
+    finally:
+        parser.close()
+    assert out[1] is None and out[4] is None
+    assert [e.codes[0].code for i, e in enumerate(out) if e is not None] == [str(100000 + n) for n in (0, 2, 3, 5)]
+    assert again[0] is not None and again[0].codes[0].code == "100000"
+
+
 async def test_a_parse_caught_in_another_parses_overrun_is_tried_again() -> None:
     """One worker: the second message waits behind a hanging one, whose overrun kills the pool under it."""
     from .helpers.parse_faults import FaultyParser

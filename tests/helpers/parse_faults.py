@@ -2,7 +2,8 @@
 
 A message with the header `X-Test-Fault: exit` ends its worker process at once (as a crash in a
 C extension would); `X-Test-Fault: hang` never finishes parsing. Any other message is parsed
-as the package parses it.
+as the package parses it. Extraction (from cached fields) does the same for a subject of
+`X-Test-Fault: exit` or `X-Test-Fault: hang`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import os
 import time
 from collections.abc import Sequence
 
-from mailgent_mcp.parse import ParsedMessage, Parser, parse_message
+from mailgent_mcp.extract import Extraction
+from mailgent_mcp.parse import ExtractInput, ParsedMessage, Parser, extract_input, parse_message
 
 
 def parse_one(raw: bytes, trust_auth_results: bool = True, extracting: bool = True) -> ParsedMessage:
@@ -28,8 +30,24 @@ def parse_chunk(raws: Sequence[bytes], trust_auth_results: bool = True, extracti
     return [parse_one(raw, trust_auth_results, extracting) for raw in raws]
 
 
+def extract_one(inp: ExtractInput) -> Extraction:
+    """extract_input, or the fault the subject asks for."""
+    if inp.subject == "X-Test-Fault: exit":
+        os._exit(3)
+    if inp.subject == "X-Test-Fault: hang":
+        time.sleep(3600)
+    return extract_input(inp)
+
+
+def extract_chunk(inps: Sequence[ExtractInput]) -> list[Extraction | None]:
+    """extract_one of each, in order."""
+    return [extract_one(inp) for inp in inps]
+
+
 class FaultyParser(Parser):
     """The real Parser, its workers running the functions above."""
 
     run_one = staticmethod(parse_one)
     run_chunk = staticmethod(parse_chunk)
+    run_extract = staticmethod(extract_one)
+    run_extract_chunk = staticmethod(extract_chunk)
