@@ -1,7 +1,7 @@
 """The results of extraction (see extract.py): plain dataclasses, shared by its pure-Python and compiled forms.
 
-Kept apart from extract.py so that both forms of it (see _native in extract.py) build the
-same classes, which the parser workers pickle and the cache stores.
+Kept apart from extract.py so that both forms of it (see native_module in extract.py) build
+the same classes, which the parser workers pickle and the cache stores.
 """
 
 from __future__ import annotations
