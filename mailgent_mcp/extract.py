@@ -39,6 +39,7 @@ import bisect
 import hashlib
 import html as html_lib
 import importlib
+import itertools
 import os
 import re
 import threading
@@ -368,15 +369,15 @@ def html_to_text(html: str) -> Rendered:
     # mail nests thousands of elements deep). An element ends where the node that follows its
     # subtree begins: its next sibling, else where its parent ends. opened holds the elements
     # entered and not yet ended, innermost last: (the mem_id of the node after it, 0 for the
-    # end; what to do then: None, a separator to write after a cell or block, or (tag, start,
+    # end of the body, which a None after the traversal stands for; what to do then: None, a separator to write after a cell or block, or (tag, start,
     # href, quoted) to close an anchor or a quote). out is main, or quoted inside a quote.
     opened: list[tuple[int, Any]] = []
     separator_after, block_tags, skip_tags = _SEPARATOR_AFTER, _BLOCK_TAGS, _SKIP_TAGS
     quote_depth = 0
     out = main
     skip_to = -1  # skipping a hidden or skipped element: the mem_id of the node after it (0: the end)
-    for node in root.traverse(include_text=True):
-        node_id = node.mem_id
+    for node in itertools.chain(root.traverse(include_text=True), (None,)):
+        node_id = 0 if node is None else node.mem_id
         if skip_to >= 0:
             if node_id != skip_to:
                 continue
@@ -399,11 +400,17 @@ def html_to_text(html: str) -> Rendered:
             if was_quote:
                 quote_depth -= 1
                 out = quoted if quote_depth else main
+        if node is None:
+            break
         if node.is_text_node:
             out.append(node.text_content or "")
             continue
-        following = node.next
-        end = following.mem_id if following is not None else (opened[-1][0] if opened else 0)
+        if not opened:
+            end = 0  # the body itself (the first node): it ends with the traversal
+        elif (following := node.next) is not None:
+            end = following.mem_id
+        else:
+            end = opened[-1][0]
         tag = node.tag
         if not tag or tag in skip_tags or tag[0] == "-":
             if tag == "img" and node.parent is not None and node.parent.tag == "a":
@@ -426,24 +433,6 @@ def html_to_text(html: str) -> Rendered:
             opened.append((end, (tag, len(out), (attrs.get("href") or "").strip() if tag == "a" else "", is_quote)))
         else:  # a span, font, b... writes nothing when it ends
             opened.append((end, separator_after.get(tag)))
-    while opened:  # the elements that end with the body
-        then = opened.pop()[1]
-        if then is None:
-            continue
-        if type(then) is str:
-            out.append(then)
-            continue
-        tag, start, href, was_quote = then
-        if tag == "a" and not quote_depth:
-            label = normalise("".join(out[start:]))
-            anchors.append((href, label))
-            if _link_kind(href, label)[0] in _SHOWN_KINDS and href.startswith(("http://", "https://")):
-                out.append(f" <{href}>")
-        if tag in separator_after:
-            out.append(separator_after[tag])
-        if was_quote:
-            quote_depth -= 1
-            out = quoted if quote_depth else main
     return Rendered(normalise("".join(main)), normalise("".join(quoted)), anchors)
 
 
@@ -530,7 +519,8 @@ def strip_footer(text: str) -> str:
     # No match of _FOOTER runs over a paragraph break (nor of the code words or _URL), so a
     # paragraph matches alone where a search of the whole text finds a match in it. Above the
     # paragraph of the first _FOOTER match no paragraph is a footer, and nothing is cut there.
-    found = _FOOTER.search(_lower(text[tail:]))
+    lowered = _lower(text[tail:])
+    found = _FOOTER.search(lowered)
     if found is None:
         return text.strip()  # most mails end here
     end = len(text)
@@ -539,7 +529,7 @@ def strip_footer(text: str) -> str:
         end -= len(paragraphs[index]) + 2
         index -= 1
     region = end - len(paragraphs[index])  # the paragraph of the first match, and all after it
-    lower = _lower(text[region:])
+    lower = lowered[region - tail:]  # _lower keeps every character in its place
     footers = [m.start() + region for m in _FOOTER.finditer(lower)]
     words = [m.start() + region for m in _code_words(lower)]
     urls = [m.start() for m in _URL.finditer(text, region)]

@@ -26,13 +26,15 @@ import email.utils
 import logging
 import multiprocessing
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from mailgent_mcp.extract import Extraction, extract
 
 log = logging.getLogger(__name__)
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024  # larger ones are cached as headers plus a marker
 MAX_HEADER_BYTES = 128 * 1024  # the header block is cut (at a line) beyond this before parsing
@@ -327,32 +329,12 @@ class Parser:
                     raw, f"message of {len(raw)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")
             else:
                 todo.append(index)
-        size = max(1, -(-len(todo) // self._workers))
-        chunks = [todo[at:at + size] for at in range(0, len(todo), size)]
-        results = await asyncio.gather(*(self._parse_chunk([raws[i] for i in chunk], trust_auth_results, extract)
-                                         for chunk in chunks))
-        for chunk, parsed in zip(chunks, results, strict=True):
-            if parsed is None:  # one at a time, so that nothing else shares the culprit's pool
-                parsed = [await self.parse(raws[i], trust_auth_results=trust_auth_results, extract=extract)
-                          for i in chunk]
-            for index, message in zip(chunk, parsed, strict=True):
-                out[index] = message
+        parsed = await self._in_chunks([raws[i] for i in todo], self.run_chunk, (trust_auth_results, extract),
+                                       lambda raw: self.parse(raw, trust_auth_results=trust_auth_results,
+                                                              extract=extract), "messages")
+        for index, message in zip(todo, parsed, strict=True):
+            out[index] = message
         return [m for m in out if m is not None]
-
-    async def _parse_chunk(self, raws: list[bytes], trust_auth_results: bool,
-                           extract: bool) -> list[ParsedMessage] | None:
-        """raws parsed in one worker, or None when that overran the time limit or the pool broke."""
-        pool = self._executor()
-        future = asyncio.get_running_loop().run_in_executor(pool, self.run_chunk, raws, trust_auth_results, extract)
-        try:
-            return await asyncio.wait_for(future, self._time_limit)
-        except TimeoutError:
-            log.warning("%d messages took over %g s to parse; parsing them one at a time", len(raws),
-                        self._time_limit)
-            self._kill_pool(pool)
-        except concurrent.futures.process.BrokenProcessPool:
-            self._kill_pool(pool)
-        return None
 
     async def extract_many(self, inps: Sequence[ExtractInput]) -> list[Extraction | None]:
         """extract of each of inps, in order, as parse_many parses: a chunk per worker, a culprit alone.
@@ -361,24 +343,30 @@ class Parser:
         a message); one that overruns it, or whose worker dies, is extracted again one message
         at a time, each with the whole limit.
         """
-        size = max(1, -(-len(inps) // self._workers))
-        chunks = [list(inps[at:at + size]) for at in range(0, len(inps), size)]
-        results = await asyncio.gather(*(self._extract_chunk(chunk) for chunk in chunks))
-        out: list[Extraction | None] = []
+        return await self._in_chunks(list(inps), self.run_extract_chunk, (), self.extract, "extractions")
+
+    async def _in_chunks(self, items: list[_Item], run_chunk: Callable[..., list[_Result]], args: tuple[Any, ...],
+                         one: Callable[[_Item], Awaitable[_Result]], what: str) -> list[_Result]:
+        """run_chunk(chunk, *args) on a chunk of items per worker; a chunk that fails, through one(item) each."""
+        size = max(1, -(-len(items) // self._workers))
+        chunks = [items[at:at + size] for at in range(0, len(items), size)]
+        results = await asyncio.gather(*(self._in_worker(run_chunk, chunk, args, what) for chunk in chunks))
+        out: list[_Result] = []
         for chunk, done in zip(chunks, results, strict=True):
             if done is None:  # one at a time, so that nothing else shares the culprit's pool
-                done = [await self.extract(inp) for inp in chunk]
+                done = [await one(item) for item in chunk]
             out.extend(done)
         return out
 
-    async def _extract_chunk(self, inps: list[ExtractInput]) -> list[Extraction | None] | None:
-        """inps extracted in one worker, or None when that overran the time limit or the pool broke."""
+    async def _in_worker(self, run_chunk: Callable[..., list[_Result]], chunk: list[_Item], args: tuple[Any, ...],
+                         what: str) -> list[_Result] | None:
+        """run_chunk(chunk, *args) in one worker, or None when that overran the time limit or the pool broke."""
         pool = self._executor()
-        future = asyncio.get_running_loop().run_in_executor(pool, self.run_extract_chunk, inps)
+        future = asyncio.get_running_loop().run_in_executor(pool, run_chunk, chunk, *args)
         try:
             return await asyncio.wait_for(future, self._time_limit)
         except TimeoutError:
-            log.warning("%d extractions took over %g s; running them one at a time", len(inps), self._time_limit)
+            log.warning("%d %s took over %g s; running them one at a time", len(chunk), what, self._time_limit)
             self._kill_pool(pool)
         except concurrent.futures.process.BrokenProcessPool:
             self._kill_pool(pool)
