@@ -254,6 +254,8 @@ async def test_a_refused_connection_is_reported_and_retried(
         server.deliver(mail("first"))
         await until(lambda: sync.status.connected, 10, "connected once the server is up")
         assert await subjects_when(inbox, 1) == ["first"]
+        # The message is readable once stored, a moment before the sync that stored it ends.
+        await until(lambda: sync.status.last_sync is not None, 10, "the first sync after the outage done")
         assert sync.status.last_error is None  # a successful sync clears it
     assert_no_log_shows_the_password(caplog)
 
