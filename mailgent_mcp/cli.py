@@ -2,8 +2,9 @@
 
 Passwords, seeds and keys are read from a hidden prompt or from standard input, never
 from argv (which other users can read in the process list). Exit codes:
-0 ok, 1 internal error, 2 bad input, 3 vault locked, 4 not found, 5 a stored value was
-altered, 6 the audit chain is broken, 7 unusable data folder or setting, 130 interrupted.
+0 ok, 1 internal error, 2 bad input, 3 vault locked, 4 not found, 5 a stored value or
+entry was altered, 6 the audit chain is broken, 7 unusable data folder or setting, 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -42,14 +43,33 @@ class SecretReader:
         self._stdin = stdin
         self._tty = stdin.isatty()
 
-    def read(self, label: str, *, confirm: bool = False) -> str:
-        """One secret value; never echoed, never taken from argv."""
+    @property
+    def interactive(self) -> bool:
+        """Whether values come from a person at a terminal."""
+        return self._tty
+
+    def read(self, label: str, *, confirm: bool = False, confirm_piped: bool = False) -> str:
+        """One secret value; never echoed, never taken from argv.
+
+        confirm: asked twice at a terminal. confirm_piped: also read twice (two lines) from a
+        pipe, for a value whose typo would lock the vault (a new passphrase or key).
+        """
         if self._tty:
             value = getpass.getpass(f"{label}: ")
             if confirm and getpass.getpass(f"{label} (again): ") != value:
                 raise InvalidInput(f"The two {label.lower()} entries differ; nothing was stored.")
             return value
-        line = self._stdin.readline()
+        value = self._line(label)
+        if confirm_piped and self._line(f"{label} (again, to confirm)") != value:
+            raise InvalidInput(f"The two {label.lower()} lines on standard input differ; nothing was changed.")
+        return value
+
+    def _line(self, label: str) -> str:
+        try:
+            line = self._stdin.readline()
+        except UnicodeDecodeError:
+            raise InvalidInput(f"The {label.lower()} on standard input is not valid UTF-8 text; nothing was "
+                               "stored.") from None
         if not line:
             raise InvalidInput(f"Expected the {label.lower()} as a line on standard input, but it ended.")
         return line.rstrip("\r\n")
@@ -167,12 +187,21 @@ async def _watch(vault: Vault, name: str, code: TotpCode, out: TextIO) -> int:
 
 async def cmd_vault_passwd(vault: Vault, args: argparse.Namespace, out: TextIO, reader: SecretReader) -> int:
     to = args.to or vault.key_kind
+    if to != "keyfile" and (vault.home / "master.key").exists() and not args.yes:
+        # The change deletes master.key: once it is gone only the new passphrase or key opens the vault.
+        question = (f"This deletes {vault.home / 'master.key'}: afterwards only the new {to} opens the vault. "
+                    "Continue? [y/N] ")
+        if not reader.interactive:
+            raise InvalidInput(f"Switching to a {to} deletes master.key; nothing was changed. Add --yes to confirm.")
+        if input(question).strip().lower() not in ("y", "yes"):
+            out.write("Nothing changed.\n")
+            return 1
     if to == "passphrase":
-        phrase = reader.read("New passphrase", confirm=True)
+        phrase = reader.read("New passphrase", confirm=True, confirm_piped=True)
         await vault.change_key("passphrase", passphrase=phrase)
         how = "Set MAILGENT_PASSPHRASE to the new passphrase wherever the server or CLI runs."
     elif to == "key":
-        text = reader.read("New master key (base64 of 32 bytes)")
+        text = reader.read("New master key (base64 of 32 bytes)", confirm=True, confirm_piped=True)
         await vault.change_key("key", key=decode_master_key(text))
         how = "Set MAILGENT_MASTER_KEY to the new key wherever the server or CLI runs."
     else:
@@ -221,11 +250,31 @@ async def cmd_audit_tail(vault: Vault, args: argparse.Namespace, out: TextIO, re
 
 async def cmd_audit_verify(vault: Vault, args: argparse.Namespace, out: TextIO, reader: SecretReader) -> int:
     report = await vault.audit_verify()
+    if args.json:
+        _print_json(out, report.model_dump(mode="json"))
+    elif report.ok:
+        out.write(f"Audit log intact: {report.rows} rows, chain verified; {report.entries} entries match their "
+                  "last recorded change.\n")
+    elif report.entry_problems:
+        out.write(f"Audit log intact ({report.rows} rows), but {len(report.entry_problems)} entries were changed "
+                  "outside mailgent-mcp:\n" + "".join(f"  - {p}\n" for p in report.entry_problems))
+    else:
+        out.write(f"Audit log BROKEN after {report.rows} good rows: {report.problem}.\n")
+    if not args.json:
+        for brk in report.breaks:
+            out.write(f"Recorded break: {brk}\n")
+        if report.unwritten:
+            out.write(f"{report.unwritten} audit rows of this command are not written yet (see the message above).\n")
     if report.ok:
-        out.write(f"Audit log intact: {report.rows} rows, chain verified.\n")
         return 0
-    out.write(f"Audit log BROKEN after {report.rows} good rows: {report.problem}.\n")
-    return 6
+    return 5 if report.entry_problems else 6
+
+
+async def cmd_audit_acknowledge(vault: Vault, args: argparse.Namespace, out: TextIO, reader: SecretReader) -> int:
+    problem = await vault.audit_acknowledge()
+    out.write(f"Recorded in the audit log: {problem}. The vault works again; `mailgent-mcp audit verify` will keep "
+              "reporting this break.\n")
+    return 0
 
 
 def cmd_token(args: argparse.Namespace, out: TextIO) -> int:
@@ -327,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     passwd = vault.add_parser("passwd", help="change the master key (rewraps the data key; entries untouched)")
     passwd.add_argument("--to", choices=["passphrase", "keyfile", "key"],
                         help="new key kind (default: the current one, with a new value)")
+    passwd.add_argument("-y", "--yes", action="store_true",
+                        help="do not ask before deleting master.key (needed when stdin is not a terminal)")
     passwd.set_defaults(handler=cmd_vault_passwd)
 
     imp = vault.add_parser("import", help="store seeds from otpauth:// or otpauth-migration:// URIs on stdin")
@@ -366,8 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("-n", type=int, default=20)
     tail.add_argument("--json", action="store_true")
     tail.set_defaults(handler=cmd_audit_tail)
-    verify = audit.add_parser("verify", help="check the audit hash chain")
+    verify = audit.add_parser("verify", help="check the audit hash chain and every entry against it")
+    verify.add_argument("--json", action="store_true")
     verify.set_defaults(handler=cmd_audit_verify)
+    ack = audit.add_parser("acknowledge", help="record a break of the audit log in the log itself, so the vault "
+                                               "works again (the break stays reported)")
+    ack.set_defaults(handler=cmd_audit_acknowledge)
     return p
 
 

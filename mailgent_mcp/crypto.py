@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from mailgent_mcp.errors import ConfigError, InvalidInput
+from mailgent_mcp.errors import ConfigError, InvalidInput, VaultCorrupt
 
 KEY_BYTES = 32
 NONCE_BYTES = 12  # NIST SP 800-38D §8.2.2: 96-bit random nonces
@@ -128,16 +128,35 @@ class KdfParams:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> KdfParams:
-        """Inverse of to_dict."""
-        if d.get("kdf") != "argon2id":
-            raise ConfigError("The vault's key derivation is not one this version knows; upgrade mailgent-mcp.")
-        return cls(
-            salt=base64.b64decode(d["salt"]),
-            memory_cost=int(d["memory_cost"]),
-            iterations=int(d["iterations"]),
-            lanes=int(d["lanes"]),
-        )
+    def from_dict(cls, d: object) -> KdfParams:
+        """Inverse of to_dict; VaultCorrupt for a record that is damaged or asks for unbounded work."""
+        if not isinstance(d, dict) or d.get("kdf") != "argon2id":
+            raise VaultCorrupt(_KDF_DAMAGED)
+        try:
+            params = cls(salt=base64.b64decode(str(d["salt"]), validate=True), memory_cost=_whole(d["memory_cost"]),
+                         iterations=_whole(d["iterations"]), lanes=_whole(d["lanes"]))
+        except (KeyError, ValueError, TypeError, binascii.Error):
+            raise VaultCorrupt(_KDF_DAMAGED) from None
+        # Bounds, so that an edited record cannot make every unlock run for hours or exhaust memory.
+        if not (16 <= len(params.salt) <= 64 and KDF_MEMORY_KIB[0] <= params.memory_cost <= KDF_MEMORY_KIB[1]
+                and 1 <= params.iterations <= KDF_MAX_ITERATIONS and 1 <= params.lanes <= KDF_MAX_LANES
+                and params.memory_cost >= 8 * params.lanes):
+            raise VaultCorrupt(_KDF_DAMAGED)
+        return params
+
+
+# What this version writes is well inside these; what lies outside was not written by it.
+KDF_MEMORY_KIB = (8 * 1024, 1024 * 1024)  # 8 MiB to 1 GiB
+KDF_MAX_ITERATIONS = 16
+KDF_MAX_LANES = 16
+_KDF_DAMAGED = ("The vault's key derivation record (in vault.db) is damaged or was edited: its parameters are not "
+                "ones mailgent-mcp writes. Nothing was changed; restore vault.db from a backup.")
+
+
+def _whole(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("not a whole number")
+    return value
 
 
 def derive_kek(passphrase: str, params: KdfParams) -> bytes:
@@ -221,11 +240,11 @@ def write_key_file(path: Path, key: bytes, *, replace: bool = False) -> bool:
                 created = False
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return created
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Make a rename or link durable (POSIX: the directory entry needs its own fsync)."""
     try:
         fd = os.open(folder, os.O_RDONLY)

@@ -87,8 +87,12 @@ class AuditRecord(BaseModel):
 
 
 class AuditReport(BaseModel):
-    """The verdict of `audit verify`."""
+    """The verdict of `audit verify`: the chain, its head, and every entry against its newest recorded state."""
 
     ok: bool
     rows: int
-    problem: str | None = None
+    problem: str | None = Field(default=None, description="The first problem found")
+    entries: int = Field(default=0, description="Entries compared with their recorded state")
+    entry_problems: list[str] = Field(default_factory=list, description="Entries that differ from the log")
+    breaks: list[str] = Field(default_factory=list, description="Breaks recorded by `audit acknowledge`")
+    unwritten: int = Field(default=0, description="Rows of this process still waiting to be written")

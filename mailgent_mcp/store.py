@@ -18,12 +18,13 @@ import asyncio
 import functools
 import logging
 import os
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 15.0
+IMPATIENT_TIMEOUT_S = 0.5
 
 # Each migration takes the schema from version i to i+1 (PRAGMA user_version).
 MIGRATIONS: Sequence[str] = (
@@ -181,6 +183,17 @@ MIGRATIONS: Sequence[str] = (
     CREATE INDEX messages_by_message_id ON messages (account, mailbox, message_id);
     CREATE INDEX messages_by_extractor ON messages (extractor, id);
     """,
+    # v8: the vault's state in the audit chain. A change's row carries the state digest of its
+    # entry afterwards (state), so reads and `audit verify` find entries edited, rolled back or
+    # deleted outside the vault; each sealed field records the version it was sealed for (its
+    # additional data binds it), 0 for values sealed before versions. Rows by entry and by time
+    # are indexed for those look-ups and for merging a journal of read rows without duplicates.
+    """
+    ALTER TABLE audit ADD COLUMN state BLOB;
+    CREATE INDEX audit_by_entry ON audit (entry, seq) WHERE state IS NOT NULL;
+    CREATE INDEX audit_by_time ON audit (at);
+    ALTER TABLE entry_fields ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -196,7 +209,7 @@ class KeyringRow:
 
 @dataclass(frozen=True)
 class EntryRow:
-    """An entry's plain columns and its sealed fields."""
+    """An entry's plain columns, its sealed fields and their versions, and its state as the audit chain last recorded it."""
 
     id: int
     name: str
@@ -204,6 +217,8 @@ class EntryRow:
     created_at: float
     updated_at: float
     fields: dict[str, bytes]
+    versions: dict[str, int] = field(default_factory=dict)
+    recorded_state: bytes | None = None  # the state of the newest audit row of this entry that records one
 
 
 MESSAGE_COLUMNS = (
@@ -232,7 +247,7 @@ class MessageQuery:
 
 @dataclass(frozen=True)
 class AuditRow:
-    """One audit record; `mac` chains it to the row before."""
+    """One audit record; `mac` chains it to the row before; `state`: its entry's state after a change."""
 
     seq: int
     at: float
@@ -241,6 +256,16 @@ class AuditRow:
     actor: str
     outcome: str
     mac: bytes
+    state: bytes | None = None
+
+
+@dataclass(frozen=True)
+class AuditTip:
+    """The head row and the newest audit row (with its predecessor's mac), read together."""
+
+    head: tuple[int, bytes] | None
+    last: AuditRow | None
+    prev_mac: bytes | None  # the mac of the row before `last` (None when last is the first row)
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -258,7 +283,7 @@ class Store:
 
     def __init__(self, path: Path, *, reader: bool = False) -> None:
         self.path = path
-        _create_private_file(path)
+        _create_database(path)
         try:
             self._conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S,
                                          check_same_thread=False)
@@ -338,21 +363,29 @@ class Store:
         return int(row[0]) if row else 0
 
     @contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[Store]:
+    def transaction(self, *, durable: bool = True, patient: bool = True) -> Iterator[Store]:
         """A write transaction (BEGIN IMMEDIATE): all of it commits, or none of it.
 
         durable=True (changes to entries and keys) syncs to disk at commit
         (synchronous=FULL); durable=False (an audit row for a read) lets WAL batch the
         sync (synchronous=NORMAL): a crash loses no data, a power cut at worst the newest
-        read records, which the next durable commit would have synced.
+        read records, which the next durable commit would have synced. patient=False waits
+        IMPATIENT_TIMEOUT_S for another process's write lock instead of BUSY_TIMEOUT_S: for
+        work that is retried later anyway, so that it does not hold the database thread
+        (and a change queued behind it) for the whole busy timeout.
         """
         if durable != self._durable:
             self._conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
             self._durable = durable
+        if not patient:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(IMPATIENT_TIMEOUT_S * 1000)}")
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise (_busy_error() if _is_busy(exc) else _write_error()) from None
+        finally:
+            if not patient:
+                self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         try:
             yield self
         except BaseException:
@@ -391,9 +424,14 @@ class Store:
     # -- entries ------------------------------------------------------------------------
 
     def get_entry(self, name: str, only: str | None = None) -> EntryRow | None:
-        """An entry with its sealed fields (all, or just the one named `only`), or None."""
+        """An entry with its sealed fields (all, or just the one named `only`) and recorded state, or None.
+
+        One statement, so the fields and the recorded state come from one snapshot even while
+        other processes write.
+        """
         rows = self._conn.execute(
-            "SELECT e.id, e.name, e.type, e.created_at, e.updated_at, f.field, f.sealed "
+            "SELECT e.id, e.name, e.type, e.created_at, e.updated_at, f.field, f.sealed, f.version, "
+            "(SELECT a.state FROM audit a WHERE a.entry = e.name AND a.state IS NOT NULL ORDER BY a.seq DESC LIMIT 1) "
             "FROM entries e LEFT JOIN entry_fields f ON f.entry_id = e.id AND (? IS NULL OR f.field = ?) "
             "WHERE e.name = ?",
             (only, only, name),
@@ -402,7 +440,40 @@ class Store:
             return None
         first = rows[0]
         fields = {r[5]: bytes(r[6]) for r in rows if r[5] is not None}
-        return EntryRow(first[0], first[1], first[2], first[3], first[4], fields)
+        versions = {r[5]: int(r[7]) for r in rows if r[5] is not None}
+        state = bytes(first[8]) if first[8] is not None else None
+        return EntryRow(first[0], first[1], first[2], first[3], first[4], fields, versions, state)
+
+    def all_entries(self) -> list[EntryRow]:
+        """Every entry with all its sealed fields, by name (for `audit verify`)."""
+        rows = self._conn.execute(
+            "SELECT e.id, e.name, e.type, e.created_at, e.updated_at, f.field, f.sealed, f.version "
+            "FROM entries e LEFT JOIN entry_fields f ON f.entry_id = e.id ORDER BY e.name"
+        ).fetchall()
+        out: list[EntryRow] = []
+        for r in rows:
+            if not out or out[-1].id != r[0]:
+                out.append(EntryRow(r[0], r[1], r[2], r[3], r[4], {}, {}))
+            if r[5] is not None:
+                out[-1].fields[r[5]] = bytes(r[6])
+                out[-1].versions[r[5]] = int(r[7])
+        return out
+
+    def entries_without_state(self) -> list[str]:
+        """Names of entries that no audit row records a state of."""
+        rows = self._conn.execute(
+            "SELECT e.name FROM entries e WHERE NOT EXISTS "
+            "(SELECT 1 FROM audit a WHERE a.entry = e.name AND a.state IS NOT NULL) ORDER BY e.name").fetchall()
+        return [str(r[0]) for r in rows]
+
+    def has_states(self) -> bool:
+        """Whether any audit row records an entry's state (a vault made or upgraded by this version)."""
+        return bool(self._conn.execute("SELECT 1 FROM audit WHERE state IS NOT NULL LIMIT 1").fetchall())
+
+    def has_vault_data(self) -> bool:
+        """Whether vault.db holds entries or audit rows (a vault's, even when its keyring row is gone)."""
+        return bool(self._conn.execute(
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM entries) OR EXISTS (SELECT 1 FROM audit)").fetchall())
 
     def field_names(self, entry_id: int) -> list[str]:
         """The names of an entry's fields, sorted."""
@@ -423,12 +494,12 @@ class Store:
         """Set an entry's type and updated time."""
         self._conn.execute("UPDATE entries SET type = ?, updated_at = ? WHERE id = ?", (type_, now, entry_id))
 
-    def set_field(self, entry_id: int, field: str, sealed: bytes) -> None:
-        """Insert or replace one sealed field."""
+    def set_field(self, entry_id: int, field: str, sealed: bytes, version: int) -> None:
+        """Insert or replace one sealed field, sealed for `version`."""
         self._conn.execute(
-            "INSERT INTO entry_fields (entry_id, field, sealed) VALUES (?, ?, ?) "
-            "ON CONFLICT (entry_id, field) DO UPDATE SET sealed = excluded.sealed",
-            (entry_id, field, sealed),
+            "INSERT INTO entry_fields (entry_id, field, sealed, version) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (entry_id, field) DO UPDATE SET sealed = excluded.sealed, version = excluded.version",
+            (entry_id, field, sealed, version),
         )
 
     def delete_field(self, entry_id: int, field: str) -> None:
@@ -456,28 +527,23 @@ class Store:
         row = self._conn.execute("SELECT seq, mac FROM audit_head WHERE id = 1").fetchone()
         return (int(row[0]), bytes(row[1])) if row else None
 
-    def audit_last(self) -> tuple[int, bytes] | None:
-        """(seq, mac) of the newest audit row."""
-        row = self._conn.execute("SELECT seq, mac FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        return (int(row[0]), bytes(row[1])) if row else None
-
-    def audit_append(self, row: AuditRow, head_mac: bytes) -> None:
-        """Insert an audit row and move the head to it."""
-        self._conn.execute(
-            "INSERT INTO audit (seq, at, op, entry, actor, outcome, mac) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (row.seq, row.at, row.op, row.entry, row.actor, row.outcome, row.mac),
-        )
-        self._conn.execute(
-            "INSERT INTO audit_head (id, seq, mac) VALUES (1, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, mac = excluded.mac",
-            (row.seq, head_mac),
-        )
+    def audit_tip(self) -> AuditTip:
+        """The head row, the newest audit row and the mac of the row before it, in one snapshot."""
+        row = self._conn.execute(
+            "SELECT h.seq, h.mac, l.seq, l.at, l.op, l.entry, l.actor, l.outcome, l.mac, l.state, "
+            "(SELECT p.mac FROM audit p WHERE p.seq = l.seq - 1) "
+            "FROM (SELECT 1) LEFT JOIN audit_head h ON h.id = 1 "
+            "LEFT JOIN (SELECT * FROM audit ORDER BY seq DESC LIMIT 1) l").fetchone()
+        head = (int(row[0]), bytes(row[1])) if row[0] is not None else None
+        last = (AuditRow(int(row[2]), float(row[3]), row[4], row[5], row[6], row[7], bytes(row[8]),
+                         bytes(row[9]) if row[9] is not None else None) if row[2] is not None else None)
+        return AuditTip(head, last, bytes(row[10]) if row[10] is not None else None)
 
     def audit_append_many(self, rows: Sequence[AuditRow], head_mac: bytes) -> None:
         """Insert audit rows (in seq order) and move the head to the last one."""
         self._conn.executemany(
-            "INSERT INTO audit (seq, at, op, entry, actor, outcome, mac) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(r.seq, r.at, r.op, r.entry, r.actor, r.outcome, r.mac) for r in rows],
+            "INSERT INTO audit (seq, at, op, entry, actor, outcome, mac, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r.seq, r.at, r.op, r.entry, r.actor, r.outcome, r.mac, r.state) for r in rows],
         )
         self._conn.execute(
             "INSERT INTO audit_head (id, seq, mac) VALUES (1, ?, ?) "
@@ -487,16 +553,22 @@ class Store:
 
     def audit_rows(self, *, after: int = 0, limit: int | None = None, newest: bool = False) -> list[AuditRow]:
         """Audit rows by seq (oldest first, or the newest `limit` when newest=True)."""
-        sql = "SELECT seq, at, op, entry, actor, outcome, mac FROM audit WHERE seq > ? ORDER BY seq"
+        sql = "SELECT seq, at, op, entry, actor, outcome, mac, state FROM audit WHERE seq > ? ORDER BY seq"
         params: list[Any] = [after]
         if newest:
             sql += " DESC"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        rows = [AuditRow(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6]))
+        rows = [AuditRow(r[0], r[1], r[2], r[3], r[4], r[5], bytes(r[6]), bytes(r[7]) if r[7] is not None else None)
                 for r in self._conn.execute(sql, params).fetchall()]
         return rows[::-1] if newest else rows
+
+    def audit_has_row(self, at: float, op: str, entry: str | None, actor: str, outcome: str) -> bool:
+        """Whether the chain already holds a row of these values (a journal row written before its process ended)."""
+        return bool(self._conn.execute(
+            "SELECT 1 FROM audit WHERE at = ? AND op = ? AND entry IS ? AND actor = ? AND outcome = ? LIMIT 1",
+            (at, op, entry, actor, outcome)).fetchall())
 
     # -- message cache ------------------------------------------------------------------
 
@@ -819,21 +891,67 @@ class Database:
             self._executor.shutdown(wait=True)
 
 
-def _create_private_file(path: Path) -> None:
-    """Create a new database file with mode 0600 before SQLite does (WAL and SHM inherit it).
+def _create_database(path: Path) -> None:
+    """Create vault.db, schema and all, with mode 0600, unless it exists; refuse an existing empty one.
 
-    An existing file is not opened at all: closing any descriptor of a file drops every
-    POSIX lock this process holds on it, including those of its open SQLite connections
-    (the SQLite docs' "broken POSIX advisory locking"). Another process could then take
-    the database for unused and delete the WAL under this one's feet, losing commits.
+    A new database is built in a temporary file and linked into place only once complete, so
+    vault.db is never seen empty: an empty one was truncated, and taking it for a new vault
+    would hide that its entries are gone. An existing file is not opened here at all: closing
+    any descriptor of a file drops every POSIX lock this process holds on it, including those
+    of its open SQLite connections (the SQLite docs' "broken POSIX advisory locking"). Another
+    process could then take the database for unused and delete the WAL under this one's feet.
     """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        size = -1
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {str(path)!r} ({exc.strerror}); check the data folder.") from None
+    if size > 0:
         return
+    if size == 0:
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            return  # SQLite recovers the content from its write-ahead log
+        raise ConfigError(
+            f"{str(path)!r} is empty (0 bytes): it was truncated or replaced, and its entries are not in it. "
+            "Nothing was changed. Restore vault.db from a backup; to start a new, empty vault instead, move the "
+            "empty file aside."
+        )
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = DELETE")  # everything in the one file that is linked below
+            conn.execute("BEGIN")
+            for script in MIGRATIONS:
+                for statement in _statements(script):
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        _fsync_file(tmp)
+        try:
+            os.link(tmp, path)  # create-only: a racing process's database wins
+        except FileExistsError:
+            pass
     except OSError as exc:
         raise ConfigError(f"Cannot create {str(path)!r} ({exc.strerror}); check the data folder.") from None
-    os.close(fd)
+    except sqlite3.Error:
+        raise ConfigError(f"Cannot create {str(path)!r}; check the data folder and free disk space.") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _statements(script: str) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -252,11 +252,25 @@ def tool_aliases(settings: Settings) -> dict[str, str]:
     return {dotted: under for under, dotted in TOOL_NAMES.items()}
 
 
+# Arguments whose keys are the caller's own (a field name may be a secret given in the wrong place).
+CALLER_KEYED_ARGUMENTS = frozenset({"data"})
+
+
+def _where(loc: Sequence[object]) -> str:
+    """An error location as a path of argument names and positions; the caller's own keys are not quoted."""
+    parts: list[str] = []
+    for depth, part in enumerate(loc):
+        if depth == 1 and isinstance(part, str) and str(loc[0]) in CALLER_KEYED_ARGUMENTS:
+            parts.append("<a field>")
+        else:
+            parts.append(str(part))
+    return ".".join(parts) or "arguments"
+
+
 def sanitized_validation_message(tool: str, errors: list[Any]) -> str:
-    """A pydantic error list as text with field paths and reasons but never the rejected values."""
+    """A pydantic error list as text with field paths and reasons but never the rejected values or caller keys."""
     parts = []
     for err in errors[:5]:
-        where = ".".join(str(p) for p in err.get("loc", ())) or "arguments"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        parts.append(f"{_where(err.get('loc', ()))}: {err.get('msg', 'invalid')}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     return f"Invalid arguments for {tool}: {'; '.join(parts)}{more}. Check the tool's input schema and call again."

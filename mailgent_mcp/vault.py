@@ -1,43 +1,58 @@
 """The vault: named entries whose every field value is sealed, TOTP codes, and the audit chain.
 
 A stored TOTP seed goes in through `put` and never comes out: `get` shows its
-parameters, `totp` shows a code. Each operation appends a hash-chained audit row in the
-same transaction as its effect, so there is no change without its record.
+parameters, `totp` shows a code. Each change appends a hash-chained audit row, recording
+the entry's resulting state, in the same transaction as its effect, so there is no change
+without its record; a read checks the chain's tip and its entry against the newest record
+before it answers (see audit.py). Each sealed value is bound to its entry, field and
+version, so a value copied from another row, or from an older copy of its own row, does not
+open.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import re
+import secrets
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
 from mailgent_mcp import crypto, otp
-from mailgent_mcp.audit import AuditChain
-from mailgent_mcp.config import (
-    ENV_MASTER_KEY,
-    ENV_PASSPHRASE,
-    MASTER_KEY_FILE,
-    VAULT_DB,
-    default_home,
-    ensure_home,
-)
+from mailgent_mcp.audit import AuditChain, Record, clean_actor
+from mailgent_mcp.config import MASTER_KEY_FILE, VAULT_DB, default_home, ensure_home
 from mailgent_mcp.errors import (
+    AuditChainBroken,
     EntryExists,
     EntryNotFound,
     InvalidInput,
     MailgentError,
     NoTotpSeed,
     VaultCorrupt,
-    VaultLocked,
+)
+from mailgent_mcp.fields import (
+    MAX_FIELDS as MAX_FIELDS,
+)
+from mailgent_mcp.fields import (
+    MAX_NAME_CHARS,
+    SECRET_FIELD,
+    parse_type,
+    take_seed,
+    validate_fields,
+    validate_name,
+)
+from mailgent_mcp.journal import Journal, orphans
+from mailgent_mcp.keys import (
+    AUDIT_KEY_PURPOSE,
+    KeyKind,
+    key_change_lock,
+    key_choice,
+    pending_key_files,
+    unlock_or_create,
 )
 from mailgent_mcp.models import (
     AuditRecord,
@@ -50,87 +65,21 @@ from mailgent_mcp.models import (
     TotpInfo,
     iso,
 )
+from mailgent_mcp.passphrase import check_passphrase
 from mailgent_mcp.store import Database, EntryRow, KeyringRow, Store
+
+__all__ = ["MAX_FIELDS", "SECRET_FIELD", "Vault"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-KeyKind = Literal["keyfile", "key", "passphrase"]
-
-SECRET_FIELD = "secret"
-MAX_NAME_CHARS = 128
-MAX_VALUE_BYTES = 64 * 1024
-MAX_FIELDS = 32
-FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}\Z")
-# Unicode categories refused in names: controls, format (bidi overrides, zero-width), separators.
-_FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 ACTOR_CLI = "cli"
 SEED_CACHE_SIZE = 256
 AUDIT_FLUSH_DELAY_S = 0.05  # queued read rows are written once the reads pause this long ...
 AUDIT_FLUSH_MAX_S = 1.0  # ... or, under a steady stream of reads, this long after the first
+AUDIT_RETRY_MAX_S = 15.0  # queued rows that could not be written are retried, backing off to this
 ENTRIES_KEY_PURPOSE = "mailgent-mcp entries v1"
-AUDIT_KEY_PURPOSE = "mailgent-mcp audit v1"
-
-
-# -- validation -------------------------------------------------------------------------
-
-
-def validate_name(name: object) -> str:
-    """An entry name: 1-128 characters, no control or invisible characters, NFC-normalised."""
-    if not isinstance(name, str):
-        raise InvalidInput("The entry name must be a string.")
-    name = unicodedata.normalize("NFC", name)
-    if not name or not name.strip():
-        raise InvalidInput("The entry name is empty; give a name such as 'github' or 'aws/prod'.")
-    if len(name) > MAX_NAME_CHARS:
-        raise InvalidInput(f"The entry name is {len(name)} characters; the limit is {MAX_NAME_CHARS}.")
-    if any(unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in name):
-        raise InvalidInput(
-            "The entry name contains a control or invisible character (newline, tab, zero-width...); "
-            "use printable characters only."
-        )
-    if name != name.strip():
-        raise InvalidInput("The entry name starts or ends with whitespace; remove it.")
-    return name
-
-
-def parse_type(value: object) -> EntryType:
-    """An entry type from any case: LOGIN, API_KEY, TOTP or NOTE."""
-    text = str(value).strip().upper().replace("-", "_")
-    try:
-        return EntryType(text)
-    except ValueError:
-        allowed = ", ".join(t.value for t in EntryType)
-        raise InvalidInput(f"Unknown entry type {str(value)[:40]!r}; use one of {allowed}.") from None
-
-
-def validate_fields(data: Mapping[str, object]) -> dict[str, str | None]:
-    """Field names and sizes; a None value means 'remove this field'. Values are never echoed."""
-    if not isinstance(data, Mapping):
-        raise InvalidInput("data must be an object of field names to string values.")
-    if len(data) > MAX_FIELDS:
-        raise InvalidInput(f"An entry holds at most {MAX_FIELDS} fields; {len(data)} were given.")
-    clean: dict[str, str | None] = {}
-    for position, (field, value) in enumerate(data.items(), 1):
-        if not isinstance(field, str) or not FIELD_NAME.match(field):
-            # Not echoed: a caller that swapped key and value would see its secret in the error.
-            raise InvalidInput(
-                f"Field name number {position} in data is not allowed; use 1-64 letters, digits, '_', '-' or '.', "
-                "starting with a letter (username, password, secret, url, notes, api_key...)."
-            )
-        if value is None:
-            clean[field] = None
-            continue
-        if not isinstance(value, str):
-            raise InvalidInput(f"The value of field {field!r} must be a string.")
-        size = len(value.encode("utf-8", "surrogatepass"))
-        if size > MAX_VALUE_BYTES:
-            raise InvalidInput(
-                f"The value of field {field!r} is {size} bytes; the limit is {MAX_VALUE_BYTES} bytes. Nothing was stored."
-            )
-        clean[field] = value
-    return clean
 
 
 def _infer_type(fields: Mapping[str, str | None], *, has_seed: bool) -> EntryType:
@@ -147,9 +96,16 @@ def _safe_label(text: str | None) -> str | None:
     return shown[: MAX_NAME_CHARS + 16]
 
 
-def _aad(name: str, field: str) -> bytes:
+def _aad(name: str, field: str, version: int) -> bytes:
     # Names hold no control characters and field names match FIELD_NAME, so NUL separates unambiguously.
-    return b"entry\x00" + name.encode("utf-8") + b"\x00" + field.encode("ascii")
+    # Version 0: a value sealed before versions, bound to its entry and field only.
+    aad = b"entry\x00" + name.encode("utf-8") + b"\x00" + field.encode("ascii")
+    return aad if version == 0 else aad + b"\x00" + version.to_bytes(8, "big")
+
+
+def _new_version() -> int:
+    """A version for the values sealed by one change: random, so no other change ever seals under it."""
+    return secrets.randbits(62) + 1
 
 
 def _outcome(exc: BaseException) -> str:
@@ -158,38 +114,8 @@ def _outcome(exc: BaseException) -> str:
         EntryNotFound: "not_found",
         NoTotpSeed: "no_totp",
         VaultCorrupt: "corrupt",
+        AuditChainBroken: "chain_broken",
     }.get(type(exc), "invalid" if isinstance(exc, InvalidInput) else "error")
-
-
-# -- key sources ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class KeyChoice:
-    """Which master key the environment offers (DESIGN "Secrets": env key, passphrase, key file)."""
-
-    kind: KeyKind
-    key: bytes | None = None
-    passphrase: str | None = None
-
-    def __repr__(self) -> str:
-        return f"KeyChoice(kind={self.kind!r})"
-
-
-def key_choice(environ: Mapping[str, str]) -> KeyChoice:
-    """MAILGENT_MASTER_KEY, else MAILGENT_PASSPHRASE, else the master.key file."""
-    if environ.get(ENV_MASTER_KEY, "").strip():
-        return KeyChoice("key", key=crypto.decode_master_key(environ[ENV_MASTER_KEY]))
-    if environ.get(ENV_PASSPHRASE, ""):
-        return KeyChoice("passphrase", passphrase=environ[ENV_PASSPHRASE])
-    return KeyChoice("keyfile")
-
-
-_KIND_WORDS: dict[str, str] = {
-    "key": f"a master key from {ENV_MASTER_KEY}",
-    "passphrase": f"a passphrase from {ENV_PASSPHRASE}",
-    "keyfile": f"the {MASTER_KEY_FILE} file in the data folder",
-}
 
 
 class Vault:
@@ -200,8 +126,8 @@ class Vault:
         db: Database,
         home: Path,
         dek: bytes,
+        keyring: KeyringRow,
         *,
-        key_kind: str,
         actor: str,
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[None]],
@@ -209,17 +135,24 @@ class Vault:
         self._db = db
         self.home = home
         self._dek = dek
+        self._keyring = keyring  # the row this vault was unlocked with: a key change must still find it
         self._sealer = crypto.Sealer(crypto.subkey(dek, ENTRIES_KEY_PURPOSE))
         self._chain = AuditChain(crypto.subkey(dek, AUDIT_KEY_PURPOSE), clock)
-        self.key_kind = key_kind
+        self.key_kind: str = keyring.kek_kind
         self.actor = actor
         self._clock = clock
         self._sleep = sleep
-        # Audit rows of reads, waiting for the database thread (see _queue_audit).
-        self._pending: list[tuple[str, str | None, str, str, float]] = []
+        # Audit rows of reads and refused calls, waiting for the database thread (see _queue_audit),
+        # and every row not yet in the chain, as the journal file holds them.
+        self._pending: list[Record] = []
+        self._unwritten: list[Record] = []
+        self._journal = Journal(home)
+        self._write_lock = asyncio.Lock()  # one writer of queued rows at a time, in order
         self._flusher: asyncio.Task[None] | None = None
         self._flush_now = asyncio.Event()
         self._last_queued = 0.0  # loop time of the newest queued row
+        self._retry_s = 0.0
+        self._closing = False
         # Opened seeds by (entry, sealed blob): a changed or deleted seed never matches again.
         self._seeds: dict[tuple[str, bytes], otp.OtpSeed] = {}
 
@@ -244,17 +177,52 @@ class Vault:
         choice = key_choice(env)
         db = await Database.open(home / VAULT_DB)
         try:
-            dek = await db.run(_unlock_or_create, home, choice, clock, actor)
+            dek, keyring = await db.run(unlock_or_create, home, choice, clock, actor)
+            vault = cls(db, home, dek, keyring, actor=actor, clock=clock, sleep=sleep)
+            await db.run(vault._recover)
         except BaseException:
             await db.close()
             raise
-        return cls(db, home, dek, key_kind=choice.kind, actor=actor, clock=clock, sleep=sleep)
+        return vault
+
+    def _recover(self, store: Store) -> None:
+        """Write the rows of ended processes' journals; record every entry's state once in a vault made before states.
+
+        A broken chain takes neither (they wait for `audit acknowledge`); it does not keep the
+        vault from opening, so that `audit verify` can say what is wrong.
+        """
+        try:
+            with orphans(self.home) as records:
+                if records:
+                    with store.transaction(durable=False):
+                        new = [r for r in records
+                               if not store.audit_has_row(r.at, r.op, r.entry, clean_actor(r.actor), r.outcome)]
+                        self._chain.append_many(store, new)
+                    log.warning("wrote %d audit rows left in the journals of processes that ended", len(new))
+            if not store.has_states():
+                with store.transaction():
+                    if not store.has_states():
+                        now = self._clock()
+                        rows = [Record("baseline", e.name, self.actor, "ok", now, self._chain.entry_state(e))
+                                for e in store.all_entries()]
+                        rows.append(Record("baseline", None, self.actor, "ok", now, self._chain.vault_state()))
+                        self._chain.append_many(store, rows)
+                        log.info("recorded the state of %d entries in the audit log", len(rows) - 1)
+        except AuditChainBroken as exc:
+            log.error("%s", exc)
 
     async def close(self) -> None:
-        """Write any queued audit rows and close the database."""
+        """Write any queued audit rows and close the database; rows that cannot be written stay in the journal."""
+        self._closing = True
         try:
             await self.flush_audit()
+        except MailgentError as exc:
+            log.error("%d audit rows could not be written to vault.db (%s) They stay in %s, and the next "
+                      "mailgent-mcp to open this vault writes them.", len(self._unwritten), exc, self._journal.path)
         finally:
+            if self._flusher is not None:
+                self._flusher.cancel()
+            self._journal.close(keep=bool(self._unwritten))
             self._seeds.clear()
             await self._db.close()
 
@@ -266,28 +234,42 @@ class Vault:
 
     # -- running operations -----------------------------------------------------------
 
-    async def _audited(self, op: str, entry: str | None, actor: str | None, body: Callable[[Store], T]) -> T:
-        """A change: body and its audit row commit together, synced to disk; a failure is audited alone."""
+    async def _audited(self, op: str, entry: str | None, actor: str | None,
+                       body: Callable[[Store], tuple[T, bytes | None]]) -> T:
+        """A change: body, its audit row (with the state body returns) and the reads queued before it commit together.
+
+        One transaction, synced to disk, so a change waits for vault.db's write lock once. A
+        failure is queued as a row of its own, as a read's is.
+        """
         who = actor or self.actor
-        earlier = self._take_pending()
 
-        def unit(store: Store) -> T:
-            self._append_rows(store, earlier)  # reads queued before this change keep their place
+        def unit(store: Store, earlier: list[Record]) -> T:
+            with store.transaction(durable=True):
+                self._chain.append_many(store, earlier)  # reads queued before this change keep their place
+                result, state = body(store)
+                self._chain.append_many(store, [Record(op, entry, who, "ok", self._clock(), state)])
+            return result
+
+        async with self._write_lock:
+            earlier = self._take_pending()
             try:
-                with store.transaction(durable=True):
-                    result = body(store)
-                    self._chain.append(store, op, entry, who, "ok")
-                return result
-            except MailgentError as exc:
-                self._append_rows(store, [(op, _safe_label(entry), who, _outcome(exc), self._clock())])
+                result = await self._db.run(unit, earlier)
+            except BaseException as exc:
+                self._pending[:0] = earlier
+                if isinstance(exc, MailgentError):
+                    self._queue_audit(op, _safe_label(entry), who, _outcome(exc))
                 raise
-
-        return await self._db.run(unit)
+            self._written(earlier)
+        return result
 
     async def _read(self, op: str, entry: str | None, actor: str | None, body: Callable[[Store], T]) -> T:
-        """A read: body runs on the read connection; its audit row is queued (see _queue_audit)."""
+        """A read: body runs on the read connection after the chain's tip is checked; its audit row is queued."""
+        def checked(store: Store) -> T:
+            self._chain.check_tip(store)
+            return body(store)
+
         try:
-            result = await self._db.read(body)
+            result = await self._db.read(checked)
         except MailgentError as exc:
             self._queue_audit(op, _safe_label(entry), actor, _outcome(exc))
             raise
@@ -295,58 +277,95 @@ class Vault:
         return result
 
     def _queue_audit(self, op: str, entry: str | None, actor: str | None, outcome: str) -> None:
-        """Record a read or a refused call, written by the database thread as soon as it is free.
+        """Record a read or a refused call: in the journal now, in the chain when the database thread is free.
 
         Reads do not wait for their audit row: a write transaction per read would double the
         cost of a code. The row keeps the time of the read; rows are written in one
         transaction once reads pause for AUDIT_FLUSH_DELAY_S, or AUDIT_FLUSH_MAX_S after the
         first under a steady stream; a change first writes the rows queued before it; close()
-        (and audit_tail/audit_verify) writes them all. A process killed outright can lose the
-        rows of its last second of reads at most, never a change's row.
+        (and audit_tail/audit_verify) writes them all. A row that cannot be written yet is
+        retried, and is in this process's journal until it is in the chain (journal.py).
         """
-        self._pending.append((op, entry, actor or self.actor, outcome, self._clock()))
+        record = Record(op, entry, actor or self.actor, outcome, self._clock())
+        self._pending.append(record)
+        self._unwritten.append(record)
+        self._journal.append(record)
         self._last_queued = asyncio.get_running_loop().time()
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_pending())
+        self._schedule_flush()
 
-    def _take_pending(self) -> list[tuple[str, str | None, str, str, float]]:
+    def _schedule_flush(self, retry_after: float | None = None) -> None:
+        if self._closing or (self._flusher is not None and not self._flusher.done()):
+            return
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_pending(retry_after))
+
+    def _take_pending(self) -> list[Record]:
         rows, self._pending = self._pending, []
         return rows
 
-    def _append_rows(self, store: Store, rows: list[tuple[str, str | None, str, str, float]]) -> None:
-        if rows:
-            with store.transaction(durable=False):
-                self._chain.append_many(store, rows)
+    def _written(self, rows: list[Record]) -> None:
+        """rows are in the chain: the journal keeps only the rest."""
+        if not rows:
+            return
+        done = {id(r) for r in rows}
+        self._unwritten = [r for r in self._unwritten if id(r) not in done]
+        self._journal.reset(self._unwritten)
 
-    async def _flush_pending(self) -> None:
+    def _append_rows(self, store: Store, rows: list[Record], patient: bool) -> None:
+        with store.transaction(durable=False, patient=patient):
+            self._chain.append_many(store, rows)
+
+    async def _write_pending(self, *, patient: bool = True) -> None:
+        """Write the queued rows in one transaction; on failure they stay queued (and in the journal) and it raises.
+
+        patient=False (the background flusher, which retries) gives up soon on another
+        process's write lock, so that a change queued behind it waits for the lock only once.
+        """
+        async with self._write_lock:
+            rows = self._take_pending()
+            if not rows:
+                return
+            try:
+                await self._db.run(self._append_rows, rows, patient)
+            except BaseException:
+                self._pending[:0] = rows
+                raise
+            self._written(rows)
+
+    async def _flush_pending(self, retry_after: float | None) -> None:
         # Rows are written when the reads pause: writing them takes the GIL and a CPU from the
         # event loop, which would then answer the calls of a burst late. A burst's rows go in
         # one transaction; a steady stream of reads has its rows written at least every second.
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + AUDIT_FLUSH_MAX_S
-        while (wait := min(self._last_queued + AUDIT_FLUSH_DELAY_S, deadline) - loop.time()) > 0:
-            try:
-                await asyncio.wait_for(self._flush_now.wait(), wait)
-                break
-            except TimeoutError:
-                pass  # a read came meanwhile: wait for the pause (or the deadline)
-        while self._pending:
-            rows = self._take_pending()
-            try:
-                await self._db.run(self._append_rows, rows)
-            except MailgentError as exc:
-                self._pending[:0] = rows  # kept for the next flush
-                log.error("could not write %d audit rows yet: %s", len(rows), exc)
-                return
+        if retry_after is not None:
+            await self._pause(retry_after)
+        else:
+            deadline = loop.time() + AUDIT_FLUSH_MAX_S
+            while (wait := min(self._last_queued + AUDIT_FLUSH_DELAY_S, deadline) - loop.time()) > 0:
+                if await self._pause(wait):
+                    break
+        try:
+            await self._write_pending(patient=False)
+            self._retry_s = 0.0
+        except MailgentError as exc:
+            self._retry_s = min(max(self._retry_s * 2, AUDIT_FLUSH_MAX_S), AUDIT_RETRY_MAX_S)
+            log.error("could not write %d audit rows yet (%s); they are kept and retried in %.0f s",
+                      len(self._pending), exc, self._retry_s)
+            self._flusher = None
+            self._schedule_flush(self._retry_s)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait up to seconds; True when flush_audit asked for the rows now."""
+        try:
+            await asyncio.wait_for(self._flush_now.wait(), seconds)
+        except TimeoutError:
+            return False
+        self._flush_now.clear()
+        return True
 
     async def flush_audit(self) -> None:
-        """Write every queued audit row now."""
-        if self._flusher is not None and not self._flusher.done():
-            self._flush_now.set()  # end its gathering wait
-            await self._flusher
-        self._flush_now.clear()
-        if self._pending:
-            await self._db.run(self._append_rows, self._take_pending())
+        """Write every queued audit row now; raises (keeping them queued) when vault.db cannot take them."""
+        self._flush_now.set()  # a waiting flusher writes at once; this writes whatever is left after it
+        await self._write_pending()
 
     async def _refuse(self, op: str, entry: object, actor: str | None, exc: MailgentError) -> NoReturn:
         """Audit a call refused before it reached the database, then raise its error."""
@@ -365,46 +384,74 @@ class Vault:
         return await self._db.run(self._chain.tail, limit)
 
     async def audit_verify(self) -> AuditReport:
-        """Walk the whole chain; any edited, inserted, reordered or removed row breaks it."""
+        """Walk the whole chain, then compare every entry with its newest recorded state."""
+        try:
+            await self.flush_audit()
+        except MailgentError as exc:
+            log.warning("queued audit rows not written before verifying: %s", exc)
+        report = await self._db.run(self._chain.verify)
+        return report.model_copy(update={"unwritten": len(self._unwritten)})
+
+    async def audit_acknowledge(self, actor: str | None = None) -> str:
+        """Record a break of the chain's tip in the log itself, so that the vault goes on; the break found."""
+        def unit(store: Store) -> str:
+            with store.transaction(durable=True):
+                return self._chain.acknowledge(store, actor or self.actor)
+
+        problem = await self._db.run(unit)
+        log.warning("audit log break acknowledged: %s", problem)
+        await self._db.run(self._recover)  # journals and states that waited for a sound chain
         await self.flush_audit()
-        return await self._db.run(self._chain.verify)
+        return problem
 
     # -- sealing ------------------------------------------------------------------------
 
-    def _seal(self, name: str, field: str, value: str) -> bytes:
-        return self._sealer.seal(value.encode("utf-8", "surrogatepass"), _aad(name, field))
+    def _seal(self, name: str, field: str, value: str, version: int) -> bytes:
+        return self._sealer.seal(value.encode("utf-8"), _aad(name, field, version))
 
-    def _open(self, name: str, field: str, blob: bytes) -> str:
+    def _open(self, name: str, field: str, blob: bytes, version: int) -> str:
         try:
-            return self._sealer.open(blob, _aad(name, field)).decode("utf-8", "surrogatepass")
+            return self._sealer.open(blob, _aad(name, field, version)).decode("utf-8", "surrogatepass")
         except crypto.OpenFailed:
             raise VaultCorrupt(
-                f"The stored field {field!r} of entry {name!r} failed its integrity check: it was altered or "
-                "moved from another entry. Store the value again with vault_put, or restore vault.db from a backup."
+                f"The stored field {field!r} of entry {name!r} failed its integrity check: it was altered, moved "
+                "from another entry or rolled back to an older value. Store the value again with vault_put, or "
+                "restore vault.db from a backup."
             ) from None
 
-    def _open_seed(self, name: str, blob: bytes) -> otp.OtpSeed:
-        cached = self._seeds.get((name, blob))
+    def _open_seed(self, row: EntryRow) -> otp.OtpSeed:
+        blob = row.fields[SECRET_FIELD]
+        cached = self._seeds.get((row.name, blob))
         if cached is not None:
             return cached
-        record = json.loads(self._open(name, SECRET_FIELD, blob))
+        record = json.loads(self._open(row.name, SECRET_FIELD, blob, row.versions.get(SECRET_FIELD, 0)))
         seed = otp.OtpSeed(seed=bytes.fromhex(record["seed"]), params=otp.OtpParams.from_dict(record["params"]))
         if len(self._seeds) >= SEED_CACHE_SIZE:
             self._seeds.clear()
-        self._seeds[(name, blob)] = seed
+        self._seeds[(row.name, blob)] = seed
         return seed
 
-    def _seal_seed(self, name: str, seed: otp.OtpSeed) -> bytes:
+    def _seal_seed(self, name: str, seed: otp.OtpSeed, version: int) -> bytes:
         record = {"seed": seed.seed.hex(), "params": seed.params.to_dict()}
-        return self._seal(name, SECRET_FIELD, json.dumps(record, sort_keys=True))
+        return self._seal(name, SECRET_FIELD, json.dumps(record, sort_keys=True), version)
 
-    def _info(self, row: EntryRow, field_names: list[str], seed: otp.OtpSeed | None) -> dict[str, object]:
+    def _check_state(self, row: EntryRow) -> None:
+        """Refuse an entry that differs from the state its newest audit row recorded (edited outside the vault)."""
+        if row.recorded_state is None or row.recorded_state != self._chain.entry_state(row):
+            raise VaultCorrupt(
+                f"Entry {row.name!r} does not match its last recorded change: its type, fields or values were "
+                "edited, rolled back or added outside mailgent-mcp. Nothing was read or changed. Restore vault.db "
+                "from a backup, or delete the entry and store it again; `mailgent-mcp audit verify` lists every "
+                "such entry."
+            )
+
+    def _info(self, row: EntryRow, seed: otp.OtpSeed | None) -> dict[str, object]:
         return {
             "name": row.name,
             "type": EntryType(row.type),
-            "has_totp": SECRET_FIELD in field_names,
+            "has_totp": SECRET_FIELD in row.fields,
             "totp": _totp_info(seed.params) if seed else None,
-            "fields": field_names,
+            "fields": sorted(row.fields),
             "created_at": iso(row.created_at),
             "updated_at": iso(row.updated_at),
         }
@@ -424,52 +471,59 @@ class Vault:
     ) -> EntryInfo:
         """Create or update an entry: given fields are replaced, None removes one, others are kept.
 
-        data["secret"] takes a base32 seed or an otpauth:// URI; `totp` gives algorithm, digits,
-        period, issuer and account for a bare base32 seed; `seed` stores an already parsed one.
-        With if_absent=True an existing entry is left alone and EntryExists raised.
+        data["secret"] (or a field named like it: totp_secret, seed, otpauth...) takes a base32
+        seed or an otpauth:// URI; `totp` gives algorithm, digits, period, issuer and account
+        for a bare base32 seed; `seed` stores an already parsed one. An otpauth:// URI in any
+        other field is refused. With if_absent=True an existing entry is left alone and
+        EntryExists raised.
         """
         try:
             clean_name = validate_name(name)
             fields = validate_fields(data or {})
             type_ = parse_type(type) if type is not None else None
-            secret_text = fields.get(SECRET_FIELD)
+            secret_text = take_seed(fields)
             if secret_text is not None:
                 if seed is not None:
                     raise InvalidInput("Give the TOTP seed once: either data.secret or a parsed seed.")
                 seed = _parse_seed(secret_text, totp or {})
-                del fields[SECRET_FIELD]  # stored below as a sealed seed record, not as text
             elif totp:
                 raise InvalidInput("TOTP options (algorithm, digits, period...) apply only with data.secret.")
             if seed is not None:
                 _check_storable(seed)
+                fields.pop(SECRET_FIELD, None)  # stored below as a sealed seed record, not as text
         except MailgentError as exc:
             await self._refuse("put", name, actor, exc)
         # Seal before taking the write lock: the lock is held only for the SQL.
-        sealed = {f: (self._seal(clean_name, f, v) if v is not None else None) for f, v in fields.items()}
+        version = _new_version()
+        sealed = {f: (self._seal(clean_name, f, v, version) if v is not None else None) for f, v in fields.items()}
         if seed is not None:
-            sealed[SECRET_FIELD] = self._seal_seed(clean_name, seed)
+            sealed[SECRET_FIELD] = self._seal_seed(clean_name, seed, version)
 
-        def body(store: Store) -> EntryInfo:
+        def body(store: Store) -> tuple[EntryInfo, bytes]:
             now = self._clock()
-            row = store.get_entry(clean_name, only=SECRET_FIELD)
+            row = store.get_entry(clean_name)
             if row is not None and if_absent:
                 raise EntryExists(clean_name)
             if row is None:
                 final_type = (type_ or _infer_type(fields, has_seed=seed is not None)).value
                 entry_id, created = store.insert_entry(clean_name, final_type, now), now
+                blobs, versions = {}, {}
             else:
+                self._check_state(row)  # a change must not adopt what was edited outside the vault
                 entry_id, created, final_type = row.id, row.created_at, (type_.value if type_ else row.type)
+                blobs, versions = dict(row.fields), dict(row.versions)
                 store.update_entry(entry_id, final_type, now)
             for field, blob in sealed.items():
                 if blob is None:
                     store.delete_field(entry_id, field)
+                    blobs.pop(field, None)
+                    versions.pop(field, None)
                 else:
-                    store.set_field(entry_id, field, blob)
-            shown = seed
-            if shown is None and row is not None and SECRET_FIELD in row.fields and SECRET_FIELD not in sealed:
-                shown = self._open_seed(clean_name, row.fields[SECRET_FIELD])
-            saved = EntryRow(entry_id, clean_name, final_type, created, now, {})
-            return EntryInfo.model_validate(self._info(saved, store.field_names(entry_id), shown))
+                    store.set_field(entry_id, field, blob, version)
+                    blobs[field], versions[field] = blob, version
+            saved = EntryRow(entry_id, clean_name, final_type, created, now, blobs, versions)
+            shown = seed if seed is not None else (self._open_seed(saved) if SECRET_FIELD in blobs else None)
+            return EntryInfo.model_validate(self._info(saved, shown)), self._chain.entry_state(saved)
 
         info = await self._audited("put", clean_name, actor, body)
         log.info("stored entry %s", clean_name)
@@ -483,9 +537,11 @@ class Vault:
             row = store.get_entry(clean_name)
             if row is None:
                 raise EntryNotFound(clean_name)
-            data = {f: self._open(clean_name, f, blob) for f, blob in row.fields.items() if f != SECRET_FIELD}
-            seed = self._open_seed(clean_name, row.fields[SECRET_FIELD]) if SECRET_FIELD in row.fields else None
-            return EntryView.model_validate({**self._info(row, sorted(row.fields), seed), "data": data})
+            self._check_state(row)
+            data = {f: self._open(clean_name, f, blob, row.versions.get(f, 0))
+                    for f, blob in row.fields.items() if f != SECRET_FIELD}
+            seed = self._open_seed(row) if SECRET_FIELD in row.fields else None
+            return EntryView.model_validate({**self._info(row, seed), "data": data})
 
         return await self._read("get", clean_name, actor, body)
 
@@ -506,12 +562,12 @@ class Vault:
         """Remove an entry and all its fields; EntryNotFound when there is none."""
         clean_name = await self._checked_name("delete", name, actor)
 
-        def body(store: Store) -> bool:
+        def body(store: Store) -> tuple[bool, bytes]:
             row = store.get_entry(clean_name, only=SECRET_FIELD)
             if row is None:
                 raise EntryNotFound(clean_name)
             store.delete_entry(row.id)
-            return True
+            return True, self._chain.absent_state(clean_name)
 
         deleted = await self._audited("delete", clean_name, actor, body)
         log.info("deleted entry %s", clean_name)
@@ -531,12 +587,13 @@ class Vault:
                 "min_remaining must be a whole number of seconds, 0 or more."))
 
         def body(store: Store) -> otp.OtpSeed:
-            row = store.get_entry(clean_name, only=SECRET_FIELD)
+            row = store.get_entry(clean_name)
             if row is None:
                 raise EntryNotFound(clean_name)
+            self._check_state(row)
             if SECRET_FIELD not in row.fields:
                 raise NoTotpSeed(clean_name)
-            seed = self._open_seed(clean_name, row.fields[SECRET_FIELD])
+            seed = self._open_seed(row)
             if min_remaining >= seed.params.period:
                 raise InvalidInput(
                     f"min_remaining ({min_remaining}) must be below the code period ({seed.params.period} s)."
@@ -565,17 +622,18 @@ class Vault:
                          actor: str | None = None) -> None:
         """Rewrap the data key under a new master key; entries are not touched.
 
-        to="passphrase" needs passphrase; to="key" needs the new 32-byte key; to="keyfile"
-        writes a new random master.key. The swap is one compare-and-swap transaction.
+        to="passphrase" needs a strong passphrase; to="key" needs the new 32-byte key;
+        to="keyfile" writes a new random master.key. The change holds the data folder's
+        key-change lock, and fails with nothing changed when another process changed the key
+        since this vault was unlocked. A new key file is written (synced, under a unique
+        name) before the commit and renamed over master.key after it.
         """
-        keyfile = self.home / MASTER_KEY_FILE
-        pending = keyfile.with_name(MASTER_KEY_FILE + ".new")
         kdf_json: str | None = None
         if to == "passphrase":
-            if not passphrase:
-                raise InvalidInput("The new passphrase is empty.")
+            check_passphrase(passphrase or "")
+            assert passphrase is not None
             params = crypto.KdfParams.fresh()
-            kek = await asyncio.to_thread(crypto.derive_kek, passphrase, params)  # ~0.2 s: off the loop
+            kek = await asyncio.to_thread(crypto.derive_kek, passphrase, params)  # slow on purpose: off the loop
             kdf_json = json.dumps(params.to_dict())
         elif to == "key":
             if key is None or len(key) != crypto.KEY_BYTES:
@@ -583,29 +641,56 @@ class Vault:
             kek = key
         elif to == "keyfile":
             kek = crypto.random_key()
-            # Written before the swap and renamed after it; _unlock_keyfile finishes an interrupted rename.
-            crypto.write_key_file(pending, kek, replace=True)
         else:
             raise InvalidInput("The new key kind must be passphrase, key or keyfile.")
         new_row = KeyringRow(kek_kind=to, kdf=kdf_json, wrapped_dek=crypto.wrap_key(kek, self._dek))
+        lock = key_change_lock(self.home)
+        await asyncio.to_thread(lock.__enter__)
+        try:
+            await self._swap_key(to, kek, new_row, actor)
+        finally:
+            lock.__exit__(None, None, None)
+        log.info("vault key changed to %s", to)
 
-        def body(store: Store) -> None:
+    async def _swap_key(self, to: KeyKind, kek: bytes, new_row: KeyringRow, actor: str | None) -> None:
+        """The key change itself; runs under the key-change lock."""
+        keyfile = self.home / MASTER_KEY_FILE
+        pending = keyfile.with_name(f"{MASTER_KEY_FILE}.new-{secrets.token_hex(8)}")
+        if to == "keyfile":
+            crypto.write_key_file(pending, kek)
+
+        def body(store: Store) -> tuple[None, None]:
             old = store.get_keyring()
-            if old is None or not store.replace_keyring(old, new_row, self._clock()):
-                raise MailgentError("The vault key changed while rewrapping; run the command again.")
+            if old is None or old != self._keyring:
+                raise MailgentError(
+                    "Another process changed the vault key after this one unlocked the vault. Nothing was changed; "
+                    "run the command again with the new key.")
+            if not store.replace_keyring(old, new_row, self._clock()):
+                raise MailgentError("The vault key changed while rewrapping. Nothing was changed; run the command "
+                                    "again.")
+            return None, None
 
         try:
             await self._audited("passwd", None, actor, body)
         except BaseException:
             pending.unlink(missing_ok=True)
             raise
+        self._keyring = new_row
         self.key_kind = to
-        if to == "keyfile":
-            os.replace(pending, keyfile)
-        else:
-            # The old file no longer opens this vault; leaving it would only mislead.
-            keyfile.unlink(missing_ok=True)
-        log.info("vault key changed to %s", to)
+        try:
+            if to == "keyfile":
+                os.replace(pending, keyfile)
+            else:
+                keyfile.unlink(missing_ok=True)  # it no longer opens this vault; leaving it would only mislead
+            for leftover in pending_key_files(self.home):
+                leftover.unlink(missing_ok=True)  # of changes that ended before their commit: they open nothing
+            crypto.fsync_dir(self.home)
+        except OSError as exc:
+            raise MailgentError(
+                f"The vault key was changed, but the key files could not be tidied ({exc.strerror}). The vault opens "
+                f"with the new key; if master.key is missing, the new key file is {str(pending)!r}: rename it to "
+                "master.key."
+            ) from None
 
     async def integrity_check(self) -> str:
         """SQLite's integrity verdict for vault.db."""
@@ -654,94 +739,3 @@ def _check_storable(seed: otp.OtpSeed) -> None:
             "Ask the service for an authenticator-app (TOTP) setup instead."
         )
 
-
-def _unlock_or_create(store: Store, home: Path, choice: KeyChoice, clock: Callable[[], float], actor: str) -> bytes:
-    """Return the data key: unwrap the stored one, or create and wrap one for a new vault.
-
-    Runs on the database thread. A new vault's keyring row and its first audit row
-    ("init") commit together, so racing first openers record exactly one creation.
-    """
-    row = store.get_keyring()
-    if row is None:
-        kek, kdf_json = _new_kek(home, choice)
-        with store.transaction():
-            row = store.get_keyring()
-            if row is None:  # still new under the write lock: this process creates it
-                dek = crypto.random_key()
-                store.insert_keyring(KeyringRow(choice.kind, kdf_json, crypto.wrap_key(kek, dek)), clock())
-                AuditChain(crypto.subkey(dek, AUDIT_KEY_PURPOSE), clock).append(store, "init", None, actor, "ok")
-                log.info("created a new vault in %s (key: %s)", home, choice.kind)
-                return dek
-    return _unlock(row, home, choice)
-
-
-def _new_kek(home: Path, choice: KeyChoice) -> tuple[bytes, str | None]:
-    if choice.kind == "key":
-        assert choice.key is not None
-        return choice.key, None
-    if choice.kind == "passphrase":
-        assert choice.passphrase is not None
-        params = crypto.KdfParams.fresh()
-        return crypto.derive_kek(choice.passphrase, params), json.dumps(params.to_dict())
-    path = home / MASTER_KEY_FILE
-    if not path.exists():
-        crypto.write_key_file(path, crypto.random_key())  # create-only: a racing process's file wins
-    return crypto.read_key_file(path), None
-
-
-def _unlock(row: KeyringRow, home: Path, choice: KeyChoice) -> bytes:
-    if row.kek_kind != choice.kind:
-        raise VaultLocked(_mismatch_message(row.kek_kind, choice.kind))
-    if row.kek_kind == "keyfile":
-        return _unlock_keyfile(row, home)
-    if row.kek_kind == "passphrase":
-        assert choice.passphrase is not None and row.kdf is not None
-        kek = crypto.derive_kek(choice.passphrase, crypto.KdfParams.from_dict(json.loads(row.kdf)))
-    else:
-        assert choice.key is not None
-        kek = choice.key
-    try:
-        return crypto.unwrap_key(kek, row.wrapped_dek)
-    except crypto.OpenFailed:
-        source = ENV_PASSPHRASE if row.kek_kind == "passphrase" else ENV_MASTER_KEY
-        raise VaultLocked(
-            f"Vault locked: {source} does not open this vault (wrong key or passphrase). Nothing was changed; "
-            f"set {source} to the value the vault was created or last re-keyed with."
-        ) from None
-
-
-def _unlock_keyfile(row: KeyringRow, home: Path) -> bytes:
-    path = home / MASTER_KEY_FILE
-    pending = path.with_name(MASTER_KEY_FILE + ".new")
-    candidates = [p for p in (path, pending) if p.exists()]
-    if not candidates:
-        raise VaultLocked(
-            f"Vault locked: {MASTER_KEY_FILE} is missing from {str(home)!r}, and only it opens this vault. "
-            "Restore it from your backup; do not delete vault.db."
-        )
-    for candidate in candidates:
-        try:
-            dek = crypto.unwrap_key(crypto.read_key_file(candidate), row.wrapped_dek)
-        except crypto.OpenFailed:
-            continue
-        if candidate == pending:
-            os.replace(pending, path)  # finish a key change interrupted between commit and rename
-            log.warning("completed an interrupted key change in %s", home)
-        return dek
-    raise VaultLocked(
-        f"Vault locked: {MASTER_KEY_FILE} in {str(home)!r} does not open this vault (it was replaced or damaged). "
-        "Nothing was changed; restore the original file from your backup."
-    )
-
-
-def _mismatch_message(stored: str, offered: str) -> str:
-    how = {
-        "key": f"set {ENV_MASTER_KEY}",
-        "passphrase": f"set {ENV_PASSPHRASE}",
-        "keyfile": f"unset {ENV_MASTER_KEY} and {ENV_PASSPHRASE} so that {MASTER_KEY_FILE} is used",
-    }[stored]
-    return (
-        f"Vault locked: this vault is sealed with {_KIND_WORDS[stored]}, but the environment offers "
-        f"{_KIND_WORDS[offered]}. Nothing was changed; {how}. To switch, unlock it the current way and run "
-        "`mailgent-mcp vault passwd --to ...`."
-    )

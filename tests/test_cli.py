@@ -104,7 +104,7 @@ def test_errors_have_reliable_exit_codes(home: Path, args: list[str], stdin: str
 
 
 def test_wrong_passphrase_exits_3(home: Path) -> None:
-    env = clean_env(home, MAILGENT_PASSPHRASE="right")
+    env = clean_env(home, MAILGENT_PASSPHRASE="amber quiet river stone")
     _ok(home, "vault", "put", "x", "--notes", "n", env=env)
     result = run_cli(home, "vault", "list", env=clean_env(home, MAILGENT_PASSPHRASE="wrong"))
     assert result.returncode == 3 and "Vault locked" in result.stderr
@@ -112,9 +112,9 @@ def test_wrong_passphrase_exits_3(home: Path) -> None:
 
 def test_passwd_switches_to_a_passphrase_read_from_stdin(home: Path) -> None:
     _ok(home, "vault", "put", "x", "--password", stdin="p\n")
-    out = _ok(home, "vault", "passwd", "--to", "passphrase", stdin="new phrase\n")
+    out = _ok(home, "vault", "passwd", "--to", "passphrase", "--yes", stdin="plum velvet harbor cactus\n" * 2)
     assert "MAILGENT_PASSPHRASE" in out
-    env = clean_env(home, MAILGENT_PASSPHRASE="new phrase")
+    env = clean_env(home, MAILGENT_PASSPHRASE="plum velvet harbor cactus")
     assert _ok(home, "vault", "get", "x", "--field", "password", env=env) == "p\n"
     assert run_cli(home, "vault", "list").returncode == 3
 

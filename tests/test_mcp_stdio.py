@@ -70,7 +70,7 @@ async def test_settings_from_the_environment(home: Path, mode: str) -> None:
 
 
 async def test_locked_vault_serves_a_clear_error(home: Path) -> None:
-    async with await Vault.open(home, environ={"MAILGENT_PASSPHRASE": "right"}) as vault:
+    async with await Vault.open(home, environ={"MAILGENT_PASSPHRASE": "amber quiet river stone"}) as vault:
         await vault.put("svc", {"secret": SEED_RFC})
     async with stdio_client(home, "legacy", MAILGENT_PASSPHRASE="wrong") as c:
         text = error_text(await c.call_tool("vault_totp", {"name": "svc"}))

@@ -62,9 +62,9 @@ async def test_passphrase_uses_stored_argon2id_parameters(home: Path) -> None:
     ("created_with", "opened_with", "message"),
     [
         ({"MAILGENT_MASTER_KEY": KEY_A}, {"MAILGENT_MASTER_KEY": KEY_B}, "MAILGENT_MASTER_KEY does not open"),
-        ({"MAILGENT_PASSPHRASE": "right"}, {"MAILGENT_PASSPHRASE": "wrong"}, "MAILGENT_PASSPHRASE does not open"),
+        ({"MAILGENT_PASSPHRASE": "amber quiet river stone"}, {"MAILGENT_PASSPHRASE": "wrong"}, "MAILGENT_PASSPHRASE does not open"),
         ({}, {"MAILGENT_PASSPHRASE": "x"}, "sealed with the master.key file"),
-        ({"MAILGENT_PASSPHRASE": "right"}, {}, "set MAILGENT_PASSPHRASE"),
+        ({"MAILGENT_PASSPHRASE": "amber quiet river stone"}, {}, "set MAILGENT_PASSPHRASE"),
         ({"MAILGENT_MASTER_KEY": KEY_A}, {}, "set MAILGENT_MASTER_KEY"),
     ],
     ids=["wrong-key", "wrong-passphrase", "keyfile-vault-given-passphrase", "passphrase-vault-given-nothing",
@@ -118,14 +118,14 @@ async def test_key_change_rewraps_without_touching_entries(home: Path) -> None:
     await _store_sample(home, {})
     sealed_before = entries_snapshot(home)
     async with await Vault.open(home, environ={}) as v:
-        await v.change_key("passphrase", passphrase="new phrase")
+        await v.change_key("passphrase", passphrase="plum velvet harbor cactus")
     assert entries_snapshot(home) == sealed_before  # not one sealed byte rewritten
     assert not (home / "master.key").exists()
     with pytest.raises(VaultLocked):
-        await Vault.open(home, environ={"MAILGENT_PASSPHRASE": "old phrase"})
-    assert await _read_sample(home, {"MAILGENT_PASSPHRASE": "new phrase"}) == "p"
+        await Vault.open(home, environ={"MAILGENT_PASSPHRASE": "copper lantern meadow fig"})
+    assert await _read_sample(home, {"MAILGENT_PASSPHRASE": "plum velvet harbor cactus"}) == "p"
 
-    async with await Vault.open(home, environ={"MAILGENT_PASSPHRASE": "new phrase"}) as v:
+    async with await Vault.open(home, environ={"MAILGENT_PASSPHRASE": "plum velvet harbor cactus"}) as v:
         await v.change_key("key", key=b"K" * 32)
     key_env = {"MAILGENT_MASTER_KEY": crypto.encode_master_key(b"K" * 32)}
     assert await _read_sample(home, key_env) == "p"

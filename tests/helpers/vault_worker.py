@@ -9,6 +9,14 @@ Modes:
     mixed PREFIX COUNT    like writer, and after each put a totp and a get of the same entry
                           (both checked here), and every --shared-every puts a put of --shared
     open                  open the vault and print "entries N" (a wrong key exits 3)
+    reads NAME COUNT      COUNT totp reads of entry NAME, printing "read I" after each, then
+                          (with --flush, after writing their audit rows) "done reading", then wait
+                          for a line on stdin before closing the vault
+    passwd KIND           change the master key to KIND (keyfile, passphrase: the new one is
+                          MAILGENT_NEW_PASSPHRASE); with --pause-at STEP print "at STEP" at that
+                          step of the change (written: the new key file is on disk; committed: the
+                          keyring row is replaced; renamed: master.key is the new key) and wait
+                          for a line on stdin, so the parent can kill it exactly there
 
 The key comes from the environment (MAILGENT_MASTER_KEY, MAILGENT_PASSPHRASE, or the
 master.key file), as for the server. Every line is flushed as soon as it is printed, so
@@ -88,6 +96,46 @@ def stop_flag() -> threading.Event:
     return event
 
 
+def pause_at(step: str | None) -> None:
+    """Make the key change stop at step (see the module docstring) until the parent writes a line."""
+    from mailgent_mcp import crypto
+    from mailgent_mcp.vault import Vault
+
+    def pause() -> None:
+        say(f"at {step}")
+        sys.stdin.readline()
+
+    if step == "written":
+        real_write = crypto.write_key_file
+
+        def write(path: Path, key: bytes, *, replace: bool = False) -> bool:
+            created = real_write(path, key, replace=replace)
+            if path.name.startswith("master.key.new"):
+                pause()
+            return created
+
+        crypto.write_key_file = write  # type: ignore[assignment]
+    elif step == "committed":
+        real_audited = Vault._audited
+
+        async def audited(self: Vault, op: str, *args: object) -> object:
+            result = await real_audited(self, op, *args)  # type: ignore[arg-type]
+            if op == "passwd":
+                pause()
+            return result
+
+        Vault._audited = audited  # type: ignore[assignment, method-assign]
+    elif step == "renamed":
+        real_replace = os.replace
+
+        def replace(src: object, dst: object) -> None:
+            real_replace(src, dst)  # type: ignore[arg-type]
+            if str(dst).endswith("master.key"):
+                pause()
+
+        os.replace = replace  # type: ignore[assignment]
+
+
 class Mismatch(Exception):
     """A value read back from the vault is not the one written."""
 
@@ -108,6 +156,22 @@ async def run(args: argparse.Namespace) -> int:
             entries = await vault.list()
             ops += 1
             say(f"entries {len(entries)}")
+            return 0
+        if args.mode == "reads":
+            for i in range(args.count):
+                await vault.totp(args.prefix)
+                ops += 1
+                say(f"read {i}")
+            if args.flush:
+                await vault.flush_audit()
+            say("done reading")
+            await asyncio.to_thread(sys.stdin.readline)
+            return 0
+        if args.mode == "passwd":
+            pause_at(args.pause_at)
+            await vault.change_key(args.prefix, passphrase=os.environ.get("MAILGENT_NEW_PASSPHRASE"))
+            ops += 1
+            say("changed")
             return 0
         stop = stop_flag() if args.until_stop else None
         i = args.start
@@ -136,7 +200,7 @@ async def run(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["writer", "mixed", "open"])
+    parser.add_argument("mode", choices=["writer", "mixed", "open", "reads", "passwd"])
     parser.add_argument("home")
     parser.add_argument("prefix", nargs="?", default="w")
     parser.add_argument("count", nargs="?", type=int, default=0)
@@ -146,6 +210,8 @@ def main() -> int:
     parser.add_argument("--barrier", action="store_true", help="print 'armed' and wait for a stdin line first")
     parser.add_argument("--shared", default="", help="name of an entry every mixed worker also writes")
     parser.add_argument("--shared-every", type=int, default=5)
+    parser.add_argument("--pause-at", choices=["written", "committed", "renamed"])
+    parser.add_argument("--flush", action="store_true", help="reads: write the audit rows before saying done")
     args = parser.parse_args()
 
     from mailgent_mcp.errors import MailgentError
