@@ -76,7 +76,8 @@ RUN: dict[str, tuple[str, str]] = {
     "mailgent-mcp inbox purge": ("", "Purged 0"),
     "mailgent-mcp inbox purge --older-than 7d": ("", "Purged 0"),
     "mailgent-mcp inbox remove work": ("", "removed"),
-    "mailgent-mcp vault passwd --to passphrase": ("new passphrase\nnew passphrase\n", "MAILGENT_PASSPHRASE"),
+    "printf '%s\\n%s\\n' \"$NEW_PASSPHRASE\" \"$NEW_PASSPHRASE\" | mailgent-mcp vault passwd --to passphrase --yes":
+        ("", "MAILGENT_PASSPHRASE"),
 }
 
 # Parsed here by the real CLI, and run by the test named (a live server, the network, or forever).
@@ -89,6 +90,8 @@ ELSEWHERE: dict[str, str] = {
     "mailgent-mcp serve --transport http": "tests/test_mcp_http.py",
     "mailgent-mcp serve --transport sse": "tests/test_mcp_http.py",
     "mailgent-mcp vault totp github --watch": "tests/test_cli.py (it runs until interrupted)",
+    "mailgent-mcp vault passwd --to passphrase": "tests/test_vault_seed_input.py, at a real terminal (pty)",
+    "mailgent-mcp audit acknowledge": "tests/test_vault_tamper.py (it needs a broken audit log)",
     "mailgent-mcp inbox sync": "tests/test_inbox_cli.py, against Dovecot",
     "mailgent-mcp inbox add gmail --host imap.gmail.com --username agent@gmail.com": "tests/test_inbox_cli.py",
     "mailgent-mcp inbox add fastmail --host imap.fastmail.com --username agent@fastmail.com": "tests/test_inbox_cli.py",
@@ -119,7 +122,7 @@ def test_every_documented_mailgent_command_parses(line: str) -> None:
 
 def test_the_readme_commands_run(home: Path) -> None:
     save_account(home, ImapAccount(name="work", host="imap.example.test", port=993, username="agent@example.test"))
-    env = clean_env(home, PASSWORD="pw-2", OTPAUTH_URI=URI)
+    env = clean_env(home, PASSWORD="pw-2", OTPAUTH_URI=URI, NEW_PASSPHRASE="plum velvet harbor cactus")
     for line, (stdin, expected) in RUN.items():
         done = subprocess.run(["bash", "-c", line.replace("mailgent-mcp", f"{sys.executable} -m mailgent_mcp")
                                .replace("< export.txt", "")], input=stdin, capture_output=True, text=True,
