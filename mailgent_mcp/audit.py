@@ -63,7 +63,7 @@ class AuditChain:
     def __init__(self, key: bytes, clock: Callable[[], float]) -> None:
         self._key = key
         self._clock = clock
-        self._checked: tuple[tuple[int, bytes] | None, bytes | None] | None = None  # the tip last found sound
+        self._checked: AuditTip | None = None  # the tip last found sound
 
     def __repr__(self) -> str:
         return "AuditChain(<key hidden>)"
@@ -102,13 +102,12 @@ class AuditChain:
     def check_tip(self, store: Store, tip: AuditTip | None = None) -> AuditTip:
         """Raise AuditChainBroken unless the head names the newest row and that row's mac is sound."""
         tip = tip if tip is not None else store.audit_tip()
-        seen = (tip.head, tip.last.mac if tip.last else None)
-        if seen == self._checked:
+        if tip == self._checked:
             return tip  # unchanged since it was last found sound: no MAC to recompute
         problem = self._tip_problem(tip)
         if problem is not None:
             raise _broken(problem)
-        self._checked = seen
+        self._checked = tip
         return tip
 
     def _tip_problem(self, tip: AuditTip) -> str | None:

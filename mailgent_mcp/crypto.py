@@ -81,11 +81,8 @@ def subkey(dek: bytes, purpose: str) -> bytes:
 
 def mac(key: bytes, *parts: bytes) -> bytes:
     """HMAC-SHA256 over length-prefixed parts, so part boundaries cannot shift."""
-    h = hmac.new(key, digestmod=hashlib.sha256)
-    for part in parts:
-        h.update(len(part).to_bytes(4, "big"))
-        h.update(part)
-    return h.digest()
+    message = b"".join(len(part).to_bytes(4, "big") + part for part in parts)
+    return hmac.digest(key, message, "sha256")
 
 
 # -- key encryption keys ---------------------------------------------------------------

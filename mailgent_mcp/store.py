@@ -283,6 +283,7 @@ class Store:
 
     def __init__(self, path: Path, *, reader: bool = False) -> None:
         self.path = path
+        self.reader = reader
         _create_database(path)
         try:
             self._conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S,
@@ -430,11 +431,11 @@ class Store:
         other processes write.
         """
         rows = self._conn.execute(
-            "SELECT e.id, e.name, e.type, e.created_at, e.updated_at, f.field, f.sealed, f.version, "
-            "(SELECT a.state FROM audit a WHERE a.entry = e.name AND a.state IS NOT NULL ORDER BY a.seq DESC LIMIT 1) "
+            "SELECT e.id, e.name, e.type, e.created_at, e.updated_at, f.field, f.sealed, f.version, s.state "
             "FROM entries e LEFT JOIN entry_fields f ON f.entry_id = e.id AND (? IS NULL OR f.field = ?) "
+            "LEFT JOIN (SELECT state FROM audit WHERE entry = ? AND state IS NOT NULL ORDER BY seq DESC LIMIT 1) s "
             "WHERE e.name = ?",
-            (only, only, name),
+            (only, only, name, name),
         ).fetchall()
         if not rows:
             return None
@@ -533,7 +534,7 @@ class Store:
             "SELECT h.seq, h.mac, l.seq, l.at, l.op, l.entry, l.actor, l.outcome, l.mac, l.state, "
             "(SELECT p.mac FROM audit p WHERE p.seq = l.seq - 1) "
             "FROM (SELECT 1) LEFT JOIN audit_head h ON h.id = 1 "
-            "LEFT JOIN (SELECT * FROM audit ORDER BY seq DESC LIMIT 1) l").fetchone()
+            "LEFT JOIN audit l ON l.seq = (SELECT max(seq) FROM audit)").fetchone()
         head = (int(row[0]), bytes(row[1])) if row[0] is not None else None
         last = (AuditRow(int(row[2]), float(row[3]), row[4], row[5], row[6], row[7], bytes(row[8]),
                          bytes(row[9]) if row[9] is not None else None) if row[2] is not None else None)

@@ -155,6 +155,9 @@ class Vault:
         self._closing = False
         # Opened seeds by (entry, sealed blob): a changed or deleted seed never matches again.
         self._seeds: dict[tuple[str, bytes], otp.OtpSeed] = {}
+        # The read connection's data_version at which the chain's tip, or an entry, was last found sound.
+        self._tip_sound_at: int | None = None
+        self._checked_rows: dict[str, tuple[int, EntryRow]] = {}
 
     def __repr__(self) -> str:
         return f"Vault(home={str(self.home)!r})"
@@ -224,6 +227,7 @@ class Vault:
                 self._flusher.cancel()
             self._journal.close(keep=bool(self._unwritten))
             self._seeds.clear()
+            self._checked_rows.clear()
             await self._db.close()
 
     async def __aenter__(self) -> Vault:
@@ -262,11 +266,19 @@ class Vault:
             self._written(earlier)
         return result
 
-    async def _read(self, op: str, entry: str | None, actor: str | None, body: Callable[[Store], T]) -> T:
-        """A read: body runs on the read connection after the chain's tip is checked; its audit row is queued."""
+    async def _read(self, op: str, entry: str | None, actor: str | None,
+                    body: Callable[[Store, int | None], T]) -> T:
+        """A read: body(store, version) runs on the read connection after the chain's tip is checked.
+
+        version: the read connection's data_version (None on the database thread's connection,
+        where a busy read falls back), for _entry's cache. The read's audit row is queued.
+        """
         def checked(store: Store) -> T:
-            self._chain.check_tip(store)
-            return body(store)
+            version = store.data_version() if store.reader else None
+            if version is None or version != self._tip_sound_at:
+                self._chain.check_tip(store)
+                self._tip_sound_at = version
+            return body(store, version)
 
         try:
             result = await self._db.read(checked)
@@ -435,6 +447,29 @@ class Vault:
         record = {"seed": seed.seed.hex(), "params": seed.params.to_dict()}
         return self._seal(name, SECRET_FIELD, json.dumps(record, sort_keys=True), version)
 
+    def _entry(self, store: Store, name: str, version: int | None) -> EntryRow | None:
+        """An entry checked against its recorded state; or None. Reused while no connection has committed since.
+
+        SQLite's data_version of the read connection moves whenever any other connection
+        commits (this process's writes included), so an entry read and checked at a version is
+        the entry as long as the version stays.
+        """
+        if version is not None:
+            hit = self._checked_rows.get(name)
+            if hit is not None and hit[0] == version:
+                return hit[1]
+        row = store.get_entry(name)
+        if row is not None:
+            self._check_state(row)
+        if version is not None:
+            if len(self._checked_rows) >= SEED_CACHE_SIZE:
+                self._checked_rows.clear()
+            if row is None:
+                self._checked_rows.pop(name, None)
+            else:
+                self._checked_rows[name] = (version, row)
+        return row
+
     def _check_state(self, row: EntryRow) -> None:
         """Refuse an entry that differs from the state its newest audit row recorded (edited outside the vault)."""
         if row.recorded_state is None or row.recorded_state != self._chain.entry_state(row):
@@ -533,11 +568,10 @@ class Vault:
         """An entry with its field values; for a TOTP seed, only its parameters."""
         clean_name = await self._checked_name("get", name, actor)
 
-        def body(store: Store) -> EntryView:
-            row = store.get_entry(clean_name)
+        def body(store: Store, version: int | None) -> EntryView:
+            row = self._entry(store, clean_name, version)
             if row is None:
                 raise EntryNotFound(clean_name)
-            self._check_state(row)
             data = {f: self._open(clean_name, f, blob, row.versions.get(f, 0))
                     for f, blob in row.fields.items() if f != SECRET_FIELD}
             seed = self._open_seed(row) if SECRET_FIELD in row.fields else None
@@ -552,7 +586,7 @@ class Vault:
                 f"The prefix must be a string of at most {MAX_NAME_CHARS} characters."))
         prefix = unicodedata.normalize("NFC", prefix)
 
-        def body(store: Store) -> list[EntrySummary]:
+        def body(store: Store, version: int | None) -> list[EntrySummary]:
             rows = store.list_entries(prefix, SECRET_FIELD)
             return [EntrySummary(name=n, type=EntryType(t), has_totp=h, updated_at=iso(u)) for n, t, h, u in rows]
 
@@ -586,11 +620,10 @@ class Vault:
             await self._refuse("totp", clean_name, actor, InvalidInput(
                 "min_remaining must be a whole number of seconds, 0 or more."))
 
-        def body(store: Store) -> otp.OtpSeed:
-            row = store.get_entry(clean_name)
+        def body(store: Store, version: int | None) -> otp.OtpSeed:
+            row = self._entry(store, clean_name, version)
             if row is None:
                 raise EntryNotFound(clean_name)
-            self._check_state(row)
             if SECRET_FIELD not in row.fields:
                 raise NoTotpSeed(clean_name)
             seed = self._open_seed(row)

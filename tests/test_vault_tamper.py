@@ -252,3 +252,14 @@ def test_tampered_keyring_kind_is_a_clear_error(home: Path, kind: str) -> None:
     result = run_cli(home, "vault", "list")
     assert result.returncode == 5, result.stderr
     assert "keyring row" in result.stderr and "internal error" not in result.stderr
+
+
+async def test_an_open_vault_sees_edits_and_changes_made_by_other_processes_at_once(home: Path) -> None:
+    async with await Vault.open(home, environ={}) as v:
+        await v.put("bank", {"password": "p1"}, "LOGIN")
+        assert (await v.get("bank")).data["password"] == "p1"  # checked once, then reused while nothing commits
+        _put(home, "bank", "--password", stdin="p2\n")  # another process's change
+        assert (await v.get("bank")).data["password"] == "p2"
+        db_exec(home, "UPDATE entries SET type = 'NOTE' WHERE name = 'bank'")  # an edit behind the vault's back
+        with pytest.raises(VaultCorrupt):
+            await v.get("bank")
