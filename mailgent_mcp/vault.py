@@ -157,6 +157,7 @@ class Vault:
         self._seeds: dict[tuple[str, bytes], otp.OtpSeed] = {}
         # The read connection's data_version at which the chain's tip, or an entry, was last found sound.
         self._tip_sound_at: int | None = None
+        self._states_recorded = True  # set by _recover
         self._checked_rows: dict[str, tuple[int, EntryRow]] = {}
 
     def __repr__(self) -> str:
@@ -191,19 +192,20 @@ class Vault:
     def _recover(self, store: Store) -> None:
         """Write the rows of ended processes' journals; record every entry's state once in a vault made before states.
 
-        A broken chain takes neither (they wait for `audit acknowledge`); it does not keep the
-        vault from opening, so that `audit verify` can say what is wrong.
+        A broken chain takes neither (they wait for `audit acknowledge`), nor does a vault.db
+        that another process keeps locked (the next open tries again); neither keeps the vault
+        from opening, so that `audit verify` can say what is wrong.
         """
         try:
             with orphans(self.home) as records:
                 if records:
-                    with store.transaction(durable=False):
+                    with store.transaction(durable=False, patient=False):
                         new = [r for r in records
                                if not store.audit_has_row(r.at, r.op, r.entry, clean_actor(r.actor), r.outcome)]
                         self._chain.append_many(store, new)
                     log.warning("wrote %d audit rows left in the journals of processes that ended", len(new))
             if not store.has_states():
-                with store.transaction():
+                with store.transaction(patient=False):
                     if not store.has_states():
                         now = self._clock()
                         rows = [Record("baseline", e.name, self.actor, "ok", now, self._chain.entry_state(e))
@@ -213,12 +215,17 @@ class Vault:
                         log.info("recorded the state of %d entries in the audit log", len(rows) - 1)
         except AuditChainBroken as exc:
             log.error("%s", exc)
+        except MailgentError as exc:
+            log.warning("left for the next open: ended processes' audit rows, entry states (%s)", exc)
+        self._states_recorded = store.has_states()
 
     async def close(self) -> None:
         """Write any queued audit rows and close the database; rows that cannot be written stay in the journal."""
         self._closing = True
         try:
-            await self.flush_audit()
+            # Not the whole busy timeout: rows that cannot be written now are safe in the journal,
+            # and the next process to open the vault writes them.
+            await self.flush_audit(patient=False)
         except MailgentError as exc:
             log.error("%d audit rows could not be written to vault.db (%s) They stay in %s, and the next "
                       "mailgent-mcp to open this vault writes them.", len(self._unwritten), exc, self._journal.path)
@@ -374,10 +381,13 @@ class Vault:
         self._flush_now.clear()
         return True
 
-    async def flush_audit(self) -> None:
-        """Write every queued audit row now; raises (keeping them queued) when vault.db cannot take them."""
+    async def flush_audit(self, *, patient: bool = True) -> None:
+        """Write every queued audit row now; raises (keeping them queued) when vault.db cannot take them.
+
+        patient=False gives up soon on another process's write lock (the rows stay in the journal).
+        """
         self._flush_now.set()  # a waiting flusher writes at once; this writes whatever is left after it
-        await self._write_pending()
+        await self._write_pending(patient=patient)
 
     async def _refuse(self, op: str, entry: object, actor: str | None, exc: MailgentError) -> NoReturn:
         """Audit a call refused before it reached the database, then raise its error."""
@@ -472,6 +482,8 @@ class Vault:
 
     def _check_state(self, row: EntryRow) -> None:
         """Refuse an entry that differs from the state its newest audit row recorded (edited outside the vault)."""
+        if row.recorded_state is None and not self._states_recorded:
+            return  # a vault made before states, whose states could not be recorded yet (see _recover)
         if row.recorded_state is None or row.recorded_state != self._chain.entry_state(row):
             raise VaultCorrupt(
                 f"Entry {row.name!r} does not match its last recorded change: its type, fields or values were "

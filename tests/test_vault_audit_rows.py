@@ -119,3 +119,18 @@ def test_a_journal_row_already_in_the_chain_is_not_written_twice(home: Path, spa
     assert run_cli(home, "vault", "list").returncode == 0
     assert len(_ops(home, "totp")) == 3
     assert not list(home.glob(".audit-journal-*"))
+
+
+def test_a_vault_opens_and_reads_while_another_process_holds_the_write_lock(home: Path, spawn: Spawn) -> None:
+    _with_seed(home)
+    with write_lock_held(home):
+        worker = spawn(home, "reads", "github", "2")
+        worker.expect("done")
+        worker.proc.send_signal(signal.SIGKILL)  # leaves a journal for the next process to write
+        worker.finish()
+        started = time.monotonic()
+        result = run_cli(home, "vault", "totp", "github")
+        assert result.returncode == 0, result.stderr  # the journal waits; the read does not
+        assert time.monotonic() - started < BUSY_TIMEOUT_S
+    assert run_cli(home, "vault", "list").returncode == 0
+    assert len(_ops(home, "totp")) == 3
