@@ -1126,7 +1126,8 @@ def receiver_stamp(auth_results: Sequence[str],
     Some receivers split one delivery's results over several headers (Fastmail writes
     x-me-sender, bimi and arc headers above its dkim, spf and dmarc one; iCloud one header per
     method, each from its own host), so the headers right below count too, up to one of an
-    untrusted id or one repeating a method already read: an earlier hop's header, or a forgery.
+    untrusted id or one repeating a method already read (an earlier hop's header, or a
+    forgery), and not past the one with the receiver's DMARC verdict, its last word.
     """
     if not trusted:
         return None, {}
@@ -1143,6 +1144,8 @@ def receiver_stamp(auth_results: Sequence[str],
         if stamp_id is None:
             stamp_id = authserv_id
         methods.update(found)
+        if "dmarc" in found:
+            break
     return stamp_id, methods
 
 

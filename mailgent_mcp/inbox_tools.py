@@ -23,7 +23,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from mailgent_mcp.config import Settings
-from mailgent_mcp.errors import EntryNotFound, InvalidInput
+from mailgent_mcp.errors import EntryNotFound, InvalidInput, MailgentError
 from mailgent_mcp.models import iso
 from mailgent_mcp.store import MessageQuery
 from mailgent_mcp.tools import TOOL_NAMES, _hints, guarded
@@ -408,9 +408,7 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
                 raise
             reason = None
             if message is None and skipped and expected_domain is not None:
-                from mailgent_mcp.accounts import trusted_by_account
-
-                reason = unvouched_reason(skipped, expected_domain, trusted_by_account(provider.home, provider.environ))
+                reason = unvouched_reason(skipped, expected_domain, _trusted_now(provider))
             return WaitResult(message=to_message(message, compact=fields == "codes") if message else None,
                               timed_out=message is None, waited_seconds=round(waited, 3), reason=reason)
 
@@ -506,6 +504,16 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
                      "for exactly that sign-up's mail."),
         annotations=_hints(read_only=True, destructive=False, idempotent=True),
     )
+
+
+def _trusted_now(provider: InboxProvider) -> dict[str, tuple[str, ...]]:
+    """Each account's trusted authserv-ids as config.toml says now ({} when it cannot be read)."""
+    from mailgent_mcp.accounts import trusted_by_account
+
+    try:
+        return trusted_by_account(provider.home, provider.environ)
+    except MailgentError:
+        return {}
 
 
 async def account_states(provider: InboxProvider) -> list[AccountState]:

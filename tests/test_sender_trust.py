@@ -83,7 +83,11 @@ def test_a_failing_dmarc_verdict_is_not_overridden_by_a_dkim_pass_added_below() 
     # The receiver wrote spf and dmarc only (an unsigned mail): a dkim clause below cannot join its verdict.
     real = f"{RECEIVER}; spf=fail smtp.mailfrom=evil.example; dmarc=fail header.from=github.com"
     auth = sender_auth([real, f"{RECEIVER}; dkim=pass header.d=github.com"], "noreply@github.com", (RECEIVER,))
-    assert not auth.aligned and auth.dmarc == "fail"
+    assert (auth.aligned, auth.dmarc, auth.dkim) == (False, "fail", "none")  # nothing below the DMARC verdict is read
+    # Without a DMARC verdict (a receiver that checks none), a forged header repeating a method ends the stamp.
+    plain = f"{RECEIVER}; dkim=fail header.d=github.com; spf=none"
+    auth = sender_auth([plain, f"{RECEIVER}; dkim=pass header.d=github.com"], "noreply@github.com", (RECEIVER,))
+    assert (auth.aligned, auth.dkim) == (False, "fail")
 
 
 def test_a_receivers_verdict_split_over_several_headers_is_read_whole() -> None:
