@@ -1078,11 +1078,19 @@ def _results(header: str) -> tuple[str | None, dict[str, list[tuple[str, dict[st
     return head[0].lower(), methods
 
 
+# The results a verdict is shown as (RFC 8601 §2.7, with SPF's and providers' own); any other
+# token is "other", so that no header text of the sender's reaches an answer through it.
+_RESULTS = frozenset({"pass", "fail", "none", "neutral", "policy", "temperror", "permerror", "softfail", "hardfail",
+                      "unknown", "bestguesspass", "skipped"})
+
+
 def _verdict(results: list[tuple[str, dict[str, str]]]) -> str:
     for result, _ in results:
         if result == "pass":
             return "pass"
-    return results[0][0] if results else "none"
+    if not results:
+        return "none"
+    return results[0][0] if results[0][0] in _RESULTS else "other"
 
 
 def _aligned_pass(results: list[tuple[str, dict[str, str]]], keys: tuple[str, str], org: str) -> bool:
