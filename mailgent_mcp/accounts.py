@@ -9,11 +9,16 @@
     # ca_file = "/path/to/private-ca.pem"
     # insecure_skip_verify = false
     # first_sync_count = 200
+    # trusted_authserv_ids = ["mx.example.net"]   # whose Authentication-Results count
 
 The password is never in the file: it is the vault entry `imap/NAME`. For a single
 account an MCP client config can carry MAILGENT_IMAP_URL (imaps://user@host:993/INBOX,
 imap+starttls://..., imap:// for plain) with MAILGENT_IMAP_PASSWORD (and MAILGENT_IMAP_CA).
 `tomlkit` keeps the user's comments and layout when an account is added or removed.
+
+trusted_authserv_ids names the receiving server(s) whose Authentication-Results headers
+vouch for a sender (any other such header may be the sender's own); without it, an account
+on a large provider's IMAP host trusts what that provider writes (PROVIDER_AUTHSERV_IDS).
 """
 
 from __future__ import annotations
@@ -38,6 +43,54 @@ ENV_ACCOUNT = "env"
 ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 SCHEMES: dict[str, tuple[Security, int]] = {"imaps": ("tls", 993), "imap+starttls": ("starttls", 143),
                                             "imap": ("plain", 143)}
+TRUST_KEY = "trusted_authserv_ids"
+AUTHSERV_ID = re.compile(r"(?:\*\.)?[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?)*\Z")
+
+# The authserv-ids each large provider's receiving servers write in the Authentication-Results
+# headers they add, by IMAP host, as found in delivered mail. Gmail writes one header,
+# "mx.google.com"; Fastmail several per delivery from its mx host (mx3.messagingengine.com,
+# phl-mx-08.messagingengine.com); iCloud one per method, each from its own host; Yahoo and AOL
+# one from an atlas-*.omega.yahoo.com host. Microsoft 365 and Outlook.com write none (their
+# header begins with "spf=..."), so nothing of theirs can be trusted: DKIM is verified here.
+PROVIDER_AUTHSERV_IDS: dict[str, tuple[str, ...]] = {
+    "imap.gmail.com": ("mx.google.com",),
+    "imap.fastmail.com": ("*.messagingengine.com",),
+    "imap.mail.me.com": ("bimi.icloud.com", "arc.icloud.com", "dmarc.icloud.com", "dkim-verifier.icloud.com",
+                         "spf.icloud.com"),
+    "imap.mail.yahoo.com": ("*.omega.yahoo.com",),
+    "imap.aol.com": ("*.omega.yahoo.com",),
+}
+
+
+def default_authserv_ids(host: str) -> tuple[str, ...]:
+    """The authserv-ids an account on this IMAP host trusts unless config.toml says otherwise."""
+    return PROVIDER_AUTHSERV_IDS.get(host.strip().lower().rstrip("."), ())
+
+
+def check_authserv_id(value: str) -> str:
+    """An authserv-id to trust, lower-cased: a server name, or "*.example.net" for the names under it."""
+    name = value.strip().lower()
+    if len(name) > 253 or not AUTHSERV_ID.match(name):
+        raise InvalidInput(f"{value[:80]!r} is not a server name (an authserv-id such as mx.google.com, or "
+                           "*.example.net for the names under example.net).")
+    return name
+
+
+def _trusted_ids(name: str, table: Mapping[str, Any]) -> tuple[str, ...]:
+    """An account's trusted authserv-ids: its trusted_authserv_ids, else its host's defaults."""
+    if TRUST_KEY not in table:
+        return default_authserv_ids(str(table.get("host", "")))
+    value = table[TRUST_KEY]
+    try:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise InvalidInput("not a list of strings")
+        return tuple(dict.fromkeys(check_authserv_id(item) for item in value))
+    except InvalidInput:
+        raise ConfigError(
+            f"{TRUST_KEY} of account {name!r} in config.toml must be a list of server names such as "
+            f"[\"mx.google.com\"] (\"*.example.net\" for the names under it); `mailgent-mcp inbox trust {name}` "
+            "lists the ones its cached mail carries."
+        ) from None
 
 
 def password_entry(name: str) -> str:
@@ -54,6 +107,7 @@ def check_name(name: str) -> str:
 
 def account_from_table(name: str, table: Mapping[str, Any]) -> ImapAccount:
     """An ImapAccount from a config.toml table, every field checked."""
+    trusted = _trusted_ids(name, table)
     try:
         security = str(table.get("security", "tls"))
         if security not in ("tls", "starttls", "plain"):
@@ -69,7 +123,7 @@ def account_from_table(name: str, table: Mapping[str, Any]) -> ImapAccount:
             insecure_skip_verify=bool(table.get("insecure_skip_verify", False)),
             first_sync_count=_positive(table.get("first_sync_count", 200), "first_sync_count"),
             first_sync_days=_positive(table["first_sync_days"], "first_sync_days") if "first_sync_days" in table
-            else None,
+            else None, trusted_authserv_ids=trusted,
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise ConfigError(
@@ -96,7 +150,8 @@ def account_from_url(url: str, environ: Mapping[str, str]) -> ImapAccount:
     mailbox = unquote(parts.path.lstrip("/")) or "INBOX"
     return ImapAccount(name=ENV_ACCOUNT, host=parts.hostname, port=parts.port or default_port,
                        username=unquote(parts.username), security=security, mailboxes=(mailbox,),
-                       ca_file=environ.get(ENV_IMAP_CA) or None)
+                       ca_file=environ.get(ENV_IMAP_CA) or None,
+                       trusted_authserv_ids=default_authserv_ids(parts.hostname))
 
 
 def load_accounts(home: Path, environ: Mapping[str, str]) -> list[ImapAccount]:
@@ -106,6 +161,11 @@ def load_accounts(home: Path, environ: Mapping[str, str]) -> list[ImapAccount]:
     if environ.get(ENV_IMAP_URL):
         accounts.append(account_from_url(environ[ENV_IMAP_URL], environ))
     return accounts
+
+
+def trusted_by_account(home: Path, environ: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """Each account's trusted authserv-ids, by name (what `Inbox.reindex` extracts with)."""
+    return {account.name: account.trusted_authserv_ids for account in load_accounts(home, environ)}
 
 
 def save_account(home: Path, account: ImapAccount) -> None:
@@ -125,7 +185,24 @@ def save_account(home: Path, account: ImapAccount) -> None:
     table["first_sync_count"] = account.first_sync_count
     if account.first_sync_days is not None:
         table["first_sync_days"] = account.first_sync_days
+    if account.trusted_authserv_ids != default_authserv_ids(account.host):
+        table[TRUST_KEY] = list(account.trusted_authserv_ids)
     accounts[account.name] = table
+    _write_document(home, document)
+
+
+def save_trusted_ids(home: Path, name: str, ids: tuple[str, ...]) -> None:
+    """Set [accounts.NAME]'s trusted_authserv_ids (removed when they are its host's defaults), keeping the rest."""
+    document = _read_document(home)
+    accounts = document.get("accounts")
+    if accounts is None or name not in accounts:
+        raise InvalidInput(f"No account named {name!r} in config.toml; `mailgent-mcp inbox list` shows them "
+                           f"(the {ENV_ACCOUNT!r} account of {ENV_IMAP_URL} trusts its host's defaults only).")
+    table = accounts[name]
+    if ids == default_authserv_ids(str(table.get("host", ""))):
+        table.pop(TRUST_KEY, None)
+    else:
+        table[TRUST_KEY] = list(ids)
     _write_document(home, document)
 
 

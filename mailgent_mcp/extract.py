@@ -21,12 +21,13 @@ cannot stall the server; `inbox reindex` calls it again on the cached fields.
 - Links: from both bodies; ranked verify, magic_signin, reset, other, unsubscribe.
   Never opened: a tracking redirect is returned as given (its inner URL only helps
   to classify it).
-- Auth: only the topmost Authentication-Results header is read (RFC 8601 §5: the
-  receiving server adds its own above everything the message arrived with; any lower
-  one may be forged by the sender), and none at all where no receiving server added
-  one (the embedded SMTP inbox). The header is read by a small RFC 8601 tokenizer here
-  (authres took about 1 ms a header). DMARC-style relaxed alignment of the From domain
-  with a passing DKIM or SPF domain uses the bundled Public Suffix List, offline.
+- Auth: Authentication-Results headers are read only from an authserv-id the account
+  trusts (its own receiving server: RFC 8601 §5), starting at the topmost such header;
+  a header of any other id may be the sender's. Where no trusted header vouches, the
+  results of DKIM verified in the parser worker (dkim_check.py) may. The headers are read
+  by a small RFC 8601 tokenizer here (authres took about 1 ms a header). DMARC-style
+  relaxed alignment of the From domain with a passing DKIM or SPF domain uses the bundled
+  Public Suffix List, offline.
 
 Most regular expressions here are written so that Python's re can jump to where a match
 may begin (see _fast_alternation); setup.py compiles this module with mypyc where it can
@@ -65,8 +66,13 @@ MAX_SCAN_CHARS = 60_000  # codes and plain-text links are looked for in this muc
 
 
 def extract(*, subject: str = "", text: str = "", html: str = "", from_addr: str | None = None,
-            auth_results: Sequence[str] = (), trust_auth_results: bool = True, cap: int = TEXT_CAP) -> Extraction:
-    """Extract text, codes, links and sender trust from one message's parsed fields."""
+            auth_results: Sequence[str] = (), trusted_authserv_ids: Sequence[str] = (),
+            local_dkim: Sequence[tuple[str, str]] | None = None, cap: int = TEXT_CAP) -> Extraction:
+    """Extract text, codes, links and sender trust from one message's parsed fields.
+
+    trusted_authserv_ids: whose Authentication-Results count (none by default); local_dkim:
+    (d= domain, result) of the DKIM signatures verified here, when they were.
+    """
     rendered = html_to_text(html) if html.strip() else None
     text = text[:MAX_TEXT_CHARS]
     plain = normalise(html_lib.unescape(text)) if _ENTITY.search(text) else normalise(text)
@@ -80,7 +86,7 @@ def extract(*, subject: str = "", text: str = "", html: str = "", from_addr: str
     subject = normalise(subject)
     links = find_links(rendered.anchors if rendered else [], plain, subject)
     codes = find_codes(subject, main, quoted)
-    auth = sender_auth(auth_results if trust_auth_results else (), from_addr)
+    auth = sender_auth(auth_results, from_addr, trusted_authserv_ids, local_dkim)
     return Extraction(cap_text(main, cap), tuple(codes), tuple(links), auth)
 
 
@@ -1072,11 +1078,19 @@ def _results(header: str) -> tuple[str | None, dict[str, list[tuple[str, dict[st
     return head[0].lower(), methods
 
 
+# The results a verdict is shown as (RFC 8601 §2.7, with SPF's and providers' own); any other
+# token is "other", so that no header text of the sender's reaches an answer through it.
+_RESULTS = frozenset({"pass", "fail", "none", "neutral", "policy", "temperror", "permerror", "softfail", "hardfail",
+                      "unknown", "bestguesspass", "skipped"})
+
+
 def _verdict(results: list[tuple[str, dict[str, str]]]) -> str:
     for result, _ in results:
         if result == "pass":
             return "pass"
-    return results[0][0] if results else "none"
+    if not results:
+        return "none"
+    return results[0][0] if results[0][0] in _RESULTS else "other"
 
 
 def _aligned_pass(results: list[tuple[str, dict[str, str]]], keys: tuple[str, str], org: str) -> bool:
@@ -1090,22 +1104,94 @@ def _aligned_pass(results: list[tuple[str, dict[str, str]]], keys: tuple[str, st
     return False
 
 
-def sender_auth(auth_results: Sequence[str], from_addr: str | None) -> SenderAuth:
-    """Sender trust from the topmost Authentication-Results header only (see the module docstring)."""
+MAX_AUTH_HEADERS = 50  # Authentication-Results headers looked at in one message (hostile mail has thousands)
+
+
+def authserv_id_of(header: str) -> str | None:
+    """The authserv-id of one Authentication-Results header value (None when it names none)."""
+    return _results(header)[0]
+
+
+def authserv_trusted(authserv_id: str | None, trusted: Sequence[str]) -> bool:
+    """Whether authserv_id is one of trusted: a name as given, or "*.example.net" for any name under it."""
+    if not authserv_id:
+        return False
+    for pattern in trusted:
+        if pattern.startswith("*."):
+            if authserv_id.endswith(pattern[1:]) and len(authserv_id) >= len(pattern):
+                return True
+        elif authserv_id == pattern:
+            return True
+    return False
+
+
+def receiver_stamp(auth_results: Sequence[str],
+                   trusted: Sequence[str]) -> tuple[str | None, dict[str, list[tuple[str, dict[str, str]]]]]:
+    """The authserv-id and results of the account's receiving server, from its trusted headers (RFC 8601 §5).
+
+    The receiver adds its headers above everything the message arrived with, so reading starts
+    at the topmost header of a trusted authserv-id; any header above it is another server's.
+    Some receivers split one delivery's results over several headers (Fastmail writes
+    x-me-sender, bimi and arc headers above its dkim, spf and dmarc one; iCloud one header per
+    method, each from its own host), so the headers right below count too, up to one of an
+    untrusted id or one repeating a method already read (an earlier hop's header, or a
+    forgery), and not past the one with the receiver's DMARC verdict, its last word.
+    """
+    if not trusted:
+        return None, {}
+    stamp_id: str | None = None
+    methods: dict[str, list[tuple[str, dict[str, str]]]] = {}
+    for header in auth_results[:MAX_AUTH_HEADERS]:
+        authserv_id, found = _results(header)
+        if not authserv_trusted(authserv_id, trusted):
+            if stamp_id is None:
+                continue
+            break
+        if stamp_id is not None and not methods.keys().isdisjoint(found.keys()):
+            break
+        if stamp_id is None:
+            stamp_id = authserv_id
+        methods.update(found)
+        if "dmarc" in found:
+            break
+    return stamp_id, methods
+
+
+def _receiver_aligned(methods: dict[str, list[tuple[str, dict[str, str]]]], from_domain: str, org: str) -> bool:
+    """Whether the receiver's results vouch for from_domain: a DMARC pass, or an aligned DKIM or SPF pass."""
+    dmarc = methods.get("dmarc") or []
+    verdict = _verdict(dmarc)
+    if verdict == "fail":
+        return False  # the receiver checked alignment itself and found none: no other clause overrides it
+    dmarc_from = next((_domain_of(p.get("header.from")) for r, p in dmarc if r == "pass"), None)
+    return ((verdict == "pass" and (dmarc_from is None or dmarc_from == from_domain))
+            or _aligned_pass(methods.get("dkim") or [], ("header.d", "header.i"), org)
+            or _aligned_pass(methods.get("spf") or [], ("smtp.mailfrom", "smtp.helo"), org))
+
+
+def _local_verdict(local_dkim: Sequence[tuple[str, str]]) -> str:
+    for _, result in local_dkim:
+        if result == "pass":
+            return "pass"
+    return local_dkim[0][1] if local_dkim else "none"
+
+
+def sender_auth(auth_results: Sequence[str], from_addr: str | None, trusted_authserv_ids: Sequence[str] = (),
+                local_dkim: Sequence[tuple[str, str]] | None = None) -> SenderAuth:
+    """Who vouches for the From domain: the trusted receiver's headers, else DKIM verified here, else nobody."""
     from_domain = _domain_of(from_addr)
-    if not auth_results:
-        return SenderAuth(from_domain)
-    authserv_id, methods = _results(auth_results[0])
-    dkim, spf, dmarc = methods.get("dkim") or [], methods.get("spf") or [], methods.get("dmarc") or []
-    dmarc_verdict = _verdict(dmarc)
-    aligned = False
     org = organisational_domain(from_domain) if from_domain else None
-    if org:
-        dmarc_from = next((_domain_of(p.get("header.from")) for r, p in dmarc if r == "pass"), None)
-        aligned = ((dmarc_verdict == "pass" and (dmarc_from is None or dmarc_from == from_domain))
-                   or _aligned_pass(dkim, ("header.d", "header.i"), org)
-                   or _aligned_pass(spf, ("smtp.mailfrom", "smtp.helo"), org))
-    return SenderAuth(from_domain, _verdict(dkim), _verdict(spf), dmarc_verdict, aligned, authserv_id)
+    authserv_id, methods = receiver_stamp(auth_results, trusted_authserv_ids)
+    dkim, spf, dmarc = methods.get("dkim") or [], methods.get("spf") or [], methods.get("dmarc") or []
+    local = local_dkim or ()
+    verified_by: str | None = None
+    if from_domain and org and authserv_id is not None and _receiver_aligned(methods, from_domain, org):
+        verified_by = "authserv:" + authserv_id
+    elif org and any(result == "pass" and organisational_domain(domain) == org for domain, result in local):
+        verified_by = "dkim"
+    dkim_verdict = "pass" if verified_by == "dkim" else _verdict(dkim) if dkim else _local_verdict(local)
+    return SenderAuth(from_domain, dkim_verdict, _verdict(spf), _verdict(dmarc), verified_by is not None,
+                      authserv_id, verified_by)
 
 
 # -- the compiled form -------------------------------------------------------------------------
@@ -1119,7 +1205,8 @@ def sender_auth(auth_results: Sequence[str], from_addr: str | None) -> SenderAut
 NATIVE_MODULE = "mailgent_mcp._extract_native"
 # The functions other modules call; inside the compiled module they call its own.
 _NATIVE_NAMES = ("extract", "html_to_text", "normalise", "split_quoted", "strip_signature", "strip_footer",
-                 "cap_text", "find_codes", "find_links", "sender_auth", "organisational_domain")
+                 "cap_text", "find_codes", "find_links", "sender_auth", "organisational_domain", "authserv_trusted",
+                 "receiver_stamp")
 
 
 def native_module(name: str = NATIVE_MODULE, source: str | None = None) -> Any:

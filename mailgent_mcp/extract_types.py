@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-EXTRACTOR_VERSION = 1  # bump when results change, so `inbox reindex` re-runs cached mail
+EXTRACTOR_VERSION = 2  # bump when results change, so `inbox reindex` re-runs cached mail
 
 
 @dataclass(frozen=True)
@@ -35,14 +35,15 @@ class Link:
 
 @dataclass(frozen=True)
 class SenderAuth:
-    """The receiving server's verdicts on the sender and whether they vouch for the From domain."""
+    """Who vouched for the From domain: the account's receiving server (its verdicts), local DKIM, or nobody."""
 
     from_domain: str | None
     dkim: str = "none"
     spf: str = "none"
     dmarc: str = "none"
     aligned: bool = False
-    authserv_id: str | None = None
+    authserv_id: str | None = None  # the trusted receiving server whose verdicts these are, if any
+    verified_by: str | None = None  # "authserv:<id>", "dkim" (verified here), or None: nothing vouched
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,9 @@ class ImapAccount:
     insecure_skip_verify: bool = False
     first_sync_count: int = 200  # the newest messages taken on a first sync
     first_sync_days: int | None = None  # and, if set, only those of the last N days
+    # Whose Authentication-Results headers count: the account's own receiving server(s); () trusts
+    # none. accounts.account_from_table gives an account on a large provider's host its defaults.
+    trusted_authserv_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -458,6 +461,7 @@ class ImapSync:
                      extract: bool = True) -> list[tuple[int, ParsedMessage, bool]]:
         """(uid, parsed, seen) of a fetched batch; an oversized message is kept as its headers."""
         parsed = iter(await self._parser.parse_many([raw for _, raw, _, size in fetched if size <= self._max_bytes],
+                                                    trusted_authserv_ids=self.account.trusted_authserv_ids,
                                                     extract=extract))
         return [(uid, next(parsed) if size <= self._max_bytes else headers_only(
                     raw, f"message of {size} bytes is over the {self._max_bytes}-byte limit", raw_size=size), seen)

@@ -87,6 +87,13 @@ def _opt(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def _dkim_results(value: object) -> tuple[tuple[str, str], ...] | None:
+    """The stored DKIM results of a message (see parse.ParsedMessage.dkim_local)."""
+    if value is None:
+        return None
+    return tuple((str(domain), str(result)) for domain, result in json.loads(str(value)))
+
+
 def _row(account: str, mailbox: str, uidvalidity: int, uid: int, parsed: ParsedMessage, received_at: float,
          seen: bool) -> dict[str, object]:
     return {
@@ -100,6 +107,7 @@ def _row(account: str, mailbox: str, uidvalidity: int, uid: int, parsed: ParsedM
         "problem": parsed.problem, "seen": 1 if seen else 0,
         "extraction": json.dumps(parsed.extraction.to_json(), ensure_ascii=False) if parsed.extraction else None,
         "extractor": parsed.extraction.version if parsed.extraction else 0,
+        "dkim_local": json.dumps([list(r) for r in parsed.dkim_local]) if parsed.dkim_local is not None else None,
     }
 
 
@@ -373,22 +381,26 @@ class Inbox:
 
         await self._db.run(unit)
 
-    async def reindex(self, parser: Parser, *, everything: bool = False, batch: int = 200,
+    async def reindex(self, parser: Parser, *, trusted: Mapping[str, Sequence[str]] | None = None,
+                      everything: bool = False, account: str | None = None, batch: int = 200,
                       progress: Callable[[int, int], None] | None = None) -> int:
         """Re-run extraction on cached messages extracted by an older extractor; the number done.
 
-        Works from the cached fields (subject, bodies, From, Authentication-Results): the
-        raw message is not kept. Each batch commits on its own, so an interrupted reindex
-        keeps what it did and the next run goes on from there. everything=True first marks
-        every message stale. progress(done, total) is called after each batch.
+        Works from the cached fields (subject, bodies, From, Authentication-Results, the DKIM
+        results of when it was cached): the raw message is not kept. trusted: the authserv-ids
+        each account trusts (an account missing from it, the SMTP inbox's included, trusts
+        none). Each batch commits on its own, so an interrupted reindex keeps what it did and
+        the next run goes on from there. everything=True first marks every message (of
+        account, when given) stale. progress(done, total) is called after each batch.
         """
         from mailgent_mcp.extract import EXTRACTOR_VERSION
         from mailgent_mcp.parse import ExtractInput
 
+        trust = {name: tuple(ids) for name, ids in (trusted or {}).items() if name != LOCAL_ACCOUNT}
         if everything:
             def mark(store: Store) -> int:
                 with store.transaction(durable=False):
-                    return store.mark_extractions_stale()
+                    return store.mark_extractions_stale(account)
 
             await self._db.run(mark)
         total = await self._db.run(Store.count_stale_extractions, EXTRACTOR_VERSION)
@@ -396,7 +408,8 @@ class Inbox:
         while rows := await self._db.run(Store.stale_extractions, EXTRACTOR_VERSION, after, batch):
             inps = [ExtractInput(str(row["subject"]), str(row["text_body"]), str(row["html_body"]),
                                  _opt(row["from_addr"]), tuple(json.loads(str(row["auth_results"]))),
-                                 trust_auth_results=row["account"] != LOCAL_ACCOUNT) for row in rows]
+                                 trust.get(str(row["account"]), ()), _dkim_results(row["dkim_local"]))
+                    for row in rows]
             # A message that failed (or overran the time limit) is recorded as done, empty,
             # so hostile mail is not retried by every reindex.
             results: list[tuple[int, str | None, int]] = [
@@ -414,6 +427,18 @@ class Inbox:
             if progress is not None:
                 progress(done, total)
         return done
+
+    async def authserv_ids_seen(self, account: str, limit: int = 1000) -> dict[str | None, int]:
+        """How many of an account's newest cached messages carry each authserv-id in their topmost
+        Authentication-Results header (None: a header without one, or no header)."""
+        from mailgent_mcp.extract import authserv_id_of
+
+        counts: dict[str | None, int] = {}
+        for value in await self._db.read(Store.auth_results_of, account, limit):
+            headers = json.loads(value)
+            found = authserv_id_of(headers[0]) if headers else None
+            counts[found] = counts.get(found, 0) + 1
+        return counts
 
     async def purge(self, older_than: float) -> int:
         """Delete messages received more than older_than seconds ago; the number deleted."""

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -40,8 +41,18 @@ def add_parsers(groups: Any) -> None:
     add.add_argument("--first-sync", type=int, default=200, metavar="N", help="newest N messages on the first sync")
     add.add_argument("--first-sync-days", type=int, metavar="DAYS",
                      help="on the first sync, only messages of the last DAYS days (and at most N)")
+    add.add_argument("--trust-authserv", action="append", metavar="ID",
+                     help="the authserv-id of the account's receiving server, whose Authentication-Results "
+                          "vouch for senders (repeat; default: the provider's, for Gmail, Fastmail, iCloud, Yahoo)")
     add.add_argument("--no-check", action="store_true", help="store without trying the login now")
     add.set_defaults(handler=cmd_add)
+
+    trust = inbox.add_parser("trust", help="the authserv-ids in an account's cached mail, and which it trusts")
+    trust.add_argument("name")
+    trust.add_argument("--add", action="append", metavar="ID", default=[], help="trust this authserv-id (repeat)")
+    trust.add_argument("--remove", action="append", metavar="ID", default=[], help="stop trusting it (repeat)")
+    trust.add_argument("--json", action="store_true")
+    trust.set_defaults(handler=cmd_trust)
 
     lst = inbox.add_parser("list", help="list the configured accounts")
     lst.add_argument("--json", action="store_true")
@@ -93,7 +104,7 @@ def _home(args: argparse.Namespace) -> Path:
 
 
 async def cmd_add(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
-    from mailgent_mcp.accounts import account_from_table, check_name, password_entry, save_account
+    from mailgent_mcp.accounts import account_from_table, check_authserv_id, check_name, password_entry, save_account
     from mailgent_mcp.imap import ImapSession
     from mailgent_mcp.vault import Vault
 
@@ -108,6 +119,8 @@ async def cmd_add(args: argparse.Namespace, out: TextIO, read_secret: Any) -> in
         table["port"] = args.port
     if args.ca:
         table["ca_file"] = str(Path(args.ca).expanduser().resolve())
+    if args.trust_authserv:
+        table["trusted_authserv_ids"] = [check_authserv_id(value) for value in args.trust_authserv]
     account = account_from_table(name, table)
     password = read_secret(f"IMAP password for {args.username}")
     if not args.no_check:
@@ -139,7 +152,7 @@ async def cmd_list(args: argparse.Namespace, out: TextIO, read_secret: Any) -> i
 
 def _account_json(a: ImapAccount) -> dict[str, object]:
     return {"name": a.name, "host": a.host, "port": a.port, "security": a.security, "username": a.username,
-            "mailboxes": list(a.mailboxes)}
+            "mailboxes": list(a.mailboxes), "trusted_authserv_ids": list(a.trusted_authserv_ids)}
 
 
 async def cmd_remove(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
@@ -169,7 +182,8 @@ async def cmd_sync(args: argparse.Namespace, out: TextIO, read_secret: Any) -> i
 
     home = _home(args)
     env = dict(os.environ)
-    accounts = [a for a in load_accounts(home, env) if args.name in (None, a.name)]
+    configured = load_accounts(home, env)
+    accounts = [a for a in configured if args.name in (None, a.name)]
     if not accounts:
         raise InvalidInput("No such account; `mailgent-mcp inbox list` shows them." if args.name else
                            "No accounts to sync; add one with `mailgent-mcp inbox add`.")
@@ -189,7 +203,8 @@ async def cmd_sync(args: argparse.Namespace, out: TextIO, read_secret: Any) -> i
                 out.write(f"{account.name}: {added} new message(s)\n")
             # A first sync extracts its newest messages at once and leaves the rest to this.
             bar = _progress_bar("extracting", sys.stderr)
-            extracted = await inbox.reindex(parser, progress=lambda done, total: bar("older mail", done, total))
+            extracted = await inbox.reindex(parser, trusted={a.name: a.trusted_authserv_ids for a in configured},
+                                            progress=lambda done, total: bar("older mail", done, total))
             if extracted:
                 out.write(f"Extracted codes, links and text of {extracted} older message(s).\n")
     finally:
@@ -283,6 +298,7 @@ async def cmd_status(args: argparse.Namespace, out: TextIO, read_secret: Any) ->
 
 
 async def cmd_reindex(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
+    from mailgent_mcp.accounts import trusted_by_account
     from mailgent_mcp.inbox import Inbox
     from mailgent_mcp.parse import Parser
 
@@ -294,10 +310,13 @@ async def cmd_reindex(args: argparse.Namespace, out: TextIO, read_secret: Any) -
         err.write(f"reindex {done}/{total}\n")
         err.flush()
 
+    home = _home(args)
+    trusted = trusted_by_account(home, os.environ)
     parser = Parser()
     try:
-        async with await Inbox.open(_home(args)) as inbox:
-            done = await inbox.reindex(parser, everything=args.all, batch=args.batch, progress=show)
+        async with await Inbox.open(home) as inbox:
+            done = await inbox.reindex(parser, trusted=trusted, everything=args.all, batch=args.batch,
+                                       progress=show)
     finally:
         parser.close()
     out.write(f"Re-extracted {done} cached message(s).\n")
@@ -320,3 +339,67 @@ async def cmd_purge(args: argparse.Namespace, out: TextIO, read_secret: Any) -> 
         removed = await inbox.purge(age)
     out.write(f"Purged {removed} cached message(s) older than {said}.\n")
     return 0
+
+
+TRUST_SAMPLE = 1000  # `inbox trust` reads the topmost header of this many of the newest cached messages
+
+
+async def cmd_trust(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
+    from mailgent_mcp.accounts import check_authserv_id, load_accounts, save_trusted_ids, trusted_by_account
+    from mailgent_mcp.extract import authserv_trusted
+    from mailgent_mcp.inbox import Inbox
+    from mailgent_mcp.parse import Parser
+
+    home = _home(args)
+    account = next((a for a in load_accounts(home, os.environ) if a.name == args.name), None)
+    if account is None:
+        raise InvalidInput(f"No account named {args.name!r}; `mailgent-mcp inbox list` shows them.")
+    trusted = account.trusted_authserv_ids
+    if args.add or args.remove:
+        removed = {check_authserv_id(value) for value in args.remove}
+        trusted = tuple(i for i in dict.fromkeys([*trusted, *map(check_authserv_id, args.add)]) if i not in removed)
+        save_trusted_ids(home, account.name, trusted)
+    async with await Inbox.open(home) as inbox:
+        redone = 0
+        if trusted != account.trusted_authserv_ids:
+            # What the account's cached mail vouches for changes with it: extract it again now.
+            parser = Parser()
+            try:
+                redone = await inbox.reindex(parser, trusted=trusted_by_account(home, os.environ), everything=True,
+                                             account=account.name)
+            finally:
+                parser.close()
+        seen = await inbox.authserv_ids_seen(account.name, TRUST_SAMPLE)
+    rows = [{"authserv_id": _shown_id(found), "messages": count, "trusted": authserv_trusted(found, trusted)}
+            for found, count in sorted(seen.items(), key=lambda item: -item[1])]
+    if args.json:
+        out.write(json.dumps({"account": account.name, "trusted_authserv_ids": list(trusted), "seen": rows,
+                              "reindexed": redone}, indent=2) + "\n")
+        return 0
+    _write_trust(out, account.name, trusted, rows, redone)
+    return 0
+
+
+_SHOWN_ID = re.compile(r"[A-Za-z0-9._-]{1,100}\Z")
+
+
+def _shown_id(found: str | None) -> str | None:
+    """An authserv-id of cached mail as shown: the sender may have written it, so only a plain server name."""
+    if found is None or _SHOWN_ID.match(found):
+        return found
+    return "(not a server name)"
+
+
+def _write_trust(out: TextIO, name: str, trusted: tuple[str, ...], rows: list[dict[str, Any]], redone: int) -> None:
+    out.write(f"Account {name!r} trusts: {', '.join(trusted) if trusted else 'no authserv-id'}\n")
+    if redone:
+        out.write(f"Re-extracted its {redone} cached message(s) with that.\n")
+    if not rows:
+        out.write("No cached mail of it yet; `mailgent-mcp inbox sync` fetches some.\n")
+        return
+    out.write(f"authserv-id of the topmost Authentication-Results header, newest {TRUST_SAMPLE} cached messages:\n")
+    for row in rows:
+        shown = row["authserv_id"] or "(none: no header, or one naming no server, as Microsoft writes)"
+        out.write(f"  {'trusted' if row['trusted'] else '       '}  {row['messages']:>6}  {shown}\n")
+    out.write("The id on (nearly) all of its mail is its own server's. Trust it with: "
+              f"mailgent-mcp inbox trust {name} --add ID\n")

@@ -23,7 +23,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from mailgent_mcp.config import Settings
-from mailgent_mcp.errors import EntryNotFound, InvalidInput
+from mailgent_mcp.errors import EntryNotFound, InvalidInput, MailgentError
 from mailgent_mcp.models import iso
 from mailgent_mcp.store import MessageQuery
 from mailgent_mcp.tools import TOOL_NAMES, _hints, guarded
@@ -63,14 +63,19 @@ class Link(BaseModel):
 
 
 class SenderAuth(BaseModel):
-    """What the receiving server recorded about the sender (Authentication-Results)."""
+    """Who vouched for the sender: the account's trusted receiving server, DKIM verified here, or nobody."""
 
     from_domain: str | None = None
     dkim: str | None = None
     spf: str | None = None
     dmarc: str | None = None
-    aligned: bool = Field(default=False, description="DKIM or SPF passed for the From domain's organisation")
-    authserv_id: str | None = Field(default=None, description="The receiving server that recorded these results")
+    aligned: bool = Field(default=False, description=(
+        "Something trusted vouched for the From domain (DMARC, or DKIM or SPF of its organisation)"))
+    authserv_id: str | None = Field(default=None, description=(
+        "The account's trusted receiving server whose results these are; null when none of its headers was found"))
+    verified_by: str | None = Field(default=None, description=(
+        "What vouched: 'authserv:<id>' (that trusted server's header), 'dkim' (a signature verified by this "
+        "server), or null (nothing: the sender is unverified)"))
 
 
 class Message(BaseModel):
@@ -105,6 +110,8 @@ class WaitResult(BaseModel):
     message: Message | None
     timed_out: bool
     waited_seconds: float
+    reason: str | None = Field(default=None, description=(
+        "On a timeout: why mail that matched was not accepted (expected_domain), and how to fix it"))
 
 
 class Marked(BaseModel):
@@ -125,6 +132,8 @@ class AccountState(BaseModel):
     plus_addressing: bool = Field(description="Whether inbox_address can make user+tag addresses for it")
     host: str | None = None
     mailboxes: list[str] = Field(default_factory=list)
+    trusted_authserv_ids: list[str] = Field(default_factory=list, description=(
+        "Receiving servers whose Authentication-Results headers vouch for senders of this account's mail"))
     polled: bool = Field(description="A running server holds its poller (IMAP) or is receiving (SMTP)")
     connected: bool = False
     idle: bool = False
@@ -216,13 +225,17 @@ def label_filters(labels: Sequence[str]) -> tuple[bool | None, str | None]:
     return seen, (local[0] if local else None)
 
 
-def from_expected_domain(m: CachedMessage, domain: str) -> bool:
-    """True when the sender's domain is `domain` (or under it) and its authentication aligns."""
-    if m.auth is None:
-        return False
-    from_domain = str(m.auth.get("from_domain") or "").lower()
+def from_domain_of(m: CachedMessage, domain: str) -> bool:
+    """True when the sender's From domain is `domain` or under it (whether or not anything vouched for it)."""
+    from_domain = str((m.auth or {}).get("from_domain") or "").lower()
     wanted = domain.lower().strip().lstrip("@").rstrip(".")
-    return bool(m.auth.get("aligned")) and (from_domain == wanted or from_domain.endswith("." + wanted))
+    return from_domain == wanted or from_domain.endswith("." + wanted)
+
+
+def from_expected_domain(m: CachedMessage, domain: str) -> bool:
+    """True when the sender's domain is `domain` (or under it) and something trusted vouched for it."""
+    return (m.auth is not None and bool(m.auth.get("aligned")) and bool(m.auth.get("verified_by"))
+            and from_domain_of(m, domain))
 
 
 def primary_items(m: CachedMessage, *, link_first: bool) -> list[str]:
@@ -235,19 +248,51 @@ def primary_items(m: CachedMessage, *, link_first: bool) -> list[str]:
     return sorted(items, key=lambda i: not i.startswith("link:")) if link_first else items
 
 
+def unvouched_reason(skipped: Sequence[CachedMessage], domain: str, trusted: Mapping[str, Sequence[str]]) -> str:
+    """Why mail from `domain` was not accepted by expected_domain, and what fixes it (names and verdicts only)."""
+    from mailgent_mcp.inbox import LOCAL_ACCOUNT
+
+    lines = [f"{len(skipped)} message(s) From {domain} matched but were not accepted: nothing trusted vouched for "
+             "their sender."]
+    for account in sorted({m.account for m in skipped}):
+        ids = list(trusted.get(account, ()))
+        verdicts = sorted({str((m.auth or {}).get("dkim") or "none") for m in skipped if m.account == account})
+        dkim = ("they carry no DKIM signature" if verdicts == ["none"] else
+                f"their DKIM signature did not verify here (dkim={', '.join(verdicts)})")
+        if not ids:
+            lines.append(
+                f"Account {account!r} trusts no receiving server's Authentication-Results, and {dkim}. If its "
+                f"server writes such headers, `mailgent-mcp inbox trust {account}` lists the ids in its mail; "
+                f"trust its own with `mailgent-mcp inbox trust {account} --add ID`." if account != LOCAL_ACCOUNT else
+                f"The SMTP inbox has no receiving server to trust, and {dkim}.")
+        else:
+            lines.append(
+                f"Account {account!r} trusts {', '.join(ids)}, whose headers recorded no aligned pass (or were "
+                f"missing), and {dkim}. `mailgent-mcp inbox trust {account}` shows the ids its mail carries.")
+    lines.append("Mail whose sender cannot be verified may be forged: do not use its code or link.")
+    return " ".join(lines)
+
+
 async def wait_for_message(inbox: Inbox, query: MessageQuery, *, timeout: float, require_code: bool = False,
                            require_link: bool = False, expected_domain: str | None = None,
                            unused_only: bool = False,
                            progress: Callable[[float, float], Awaitable[None]] | None = None,
+                           skipped: list[CachedMessage] | None = None,
                            ) -> tuple[CachedMessage | None, float]:
-    """The newest cached message matching query and the options, waiting up to timeout; (message, waited)."""
+    """The newest cached message matching query and the options, waiting up to timeout; (message, waited).
+
+    skipped, when given, receives the messages From expected_domain that nothing vouched for
+    (as last seen), so that a timeout can say why.
+    """
     started = time.monotonic()
     next_progress = 0.0
     while True:
         candidates = await inbox.read(query)
-        usable = [m for m in candidates
-                  if (not require_code or m.codes) and (not require_link or m.links)
-                  and (expected_domain is None or from_expected_domain(m, expected_domain))]
+        matching = [m for m in candidates if (not require_code or m.codes) and (not require_link or m.links)]
+        usable = [m for m in matching if expected_domain is None or from_expected_domain(m, expected_domain)]
+        if skipped is not None and expected_domain is not None:
+            skipped[:] = [m for m in matching if m.auth is not None and from_domain_of(m, expected_domain)
+                          and not from_expected_domain(m, expected_domain)]
         if unused_only and usable:
             used = await inbox.handed_out([m.id for m in usable])
             usable = [m for m in usable
@@ -328,7 +373,8 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
         require_code: Annotated[bool, Field(description="Only a message with a one-time code")] = False,
         require_link: Annotated[bool, Field(description="Only a message with a link (verification first)")] = False,
         expected_domain: Annotated[str | None, Field(description=(
-            "Only mail whose From domain is this (or under it) and whose DKIM/SPF aligns with it"))] = None,
+            "Only mail whose From domain is this (or under it) and for which something trusted vouched: the "
+            "account's own receiving server (its Authentication-Results), or DKIM verified by this server"))] = None,
         unused_only: Annotated[bool, Field(description=(
             "Skip messages whose code (or link) inbox_wait already handed out, so a retry gets the fresh mail"))]
         = False,
@@ -352,15 +398,19 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
                         log.debug("progress notification not sent", exc_info=True)
 
             started = time.monotonic()
+            skipped: list[CachedMessage] = []
             try:
                 message, waited = await wait_for_message(
                     inbox, query, timeout=timeout, require_code=require_code, require_link=require_link,
-                    expected_domain=expected_domain, unused_only=unused_only, progress=progress)
+                    expected_domain=expected_domain, unused_only=unused_only, progress=progress, skipped=skipped)
             except asyncio.CancelledError:
                 log.info("inbox_wait cancelled by the client after %.1f s", time.monotonic() - started)
                 raise
+            reason = None
+            if message is None and skipped and expected_domain is not None:
+                reason = unvouched_reason(skipped, expected_domain, _trusted_now(provider))
             return WaitResult(message=to_message(message, compact=fields == "codes") if message else None,
-                              timed_out=message is None, waited_seconds=round(waited, 3))
+                              timed_out=message is None, waited_seconds=round(waited, 3), reason=reason)
 
         return await guarded("inbox_wait", call)
 
@@ -456,6 +506,16 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
     )
 
 
+def _trusted_now(provider: InboxProvider) -> dict[str, tuple[str, ...]]:
+    """Each account's trusted authserv-ids as config.toml says now ({} when it cannot be read)."""
+    from mailgent_mcp.accounts import trusted_by_account
+
+    try:
+        return trusted_by_account(provider.home, provider.environ)
+    except MailgentError:
+        return {}
+
+
 async def account_states(provider: InboxProvider) -> list[AccountState]:
     """The configured accounts with their pollers' state, and the SMTP inbox when it runs here."""
     from mailgent_mcp.accounts import load_accounts
@@ -470,7 +530,7 @@ async def account_states(provider: InboxProvider) -> list[AccountState]:
         address = a.username if "@" in a.username else None
         states.append(AccountState(
             name=a.name, kind="imap", address=address, plus_addressing=address is not None, host=a.host,
-            mailboxes=list(a.mailboxes), polled=st.polled_by is not None, connected=st.connected, idle=st.idle,
+            mailboxes=list(a.mailboxes), trusted_authserv_ids=list(a.trusted_authserv_ids), polled=st.polled_by is not None, connected=st.connected, idle=st.idle,
             last_sync=iso(st.last_sync) if st.last_sync else None, errors=st.errors, last_error=st.last_error))
     smtp = provider.smtp_listen or provider.environ.get("MAILGENT_SMTP_LISTEN") or None
     if smtp:

@@ -12,7 +12,10 @@ happens, a message yields a ParsedMessage: the inbox never stops on one mail.
 
 The worker also runs `extract.extract` (text, codes, links, sender trust) on the parsed
 message, inside the same time limit, so hostile HTML cannot stall the server either;
-`Parser.extract` does the same for `inbox reindex`, from the cached fields.
+`Parser.extract` does the same for `inbox reindex`, from the cached fields. Where none of
+the account's trusted receiving servers vouched for the sender, the worker verifies the
+message's DKIM signatures itself (dkim_check.py), while it has the raw message, and the
+results are kept with it for later extractions.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ import email.utils
 import logging
 import multiprocessing
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from mailgent_mcp.extract import Extraction, extract
+from mailgent_mcp.dkim_check import DkimResults, KeyLookup
+from mailgent_mcp.extract import Extraction, extract, sender_auth
 
 log = logging.getLogger(__name__)
 _Item = TypeVar("_Item")
@@ -40,6 +45,7 @@ MAX_MESSAGE_BYTES = 25 * 1024 * 1024  # larger ones are cached as headers plus a
 MAX_HEADER_BYTES = 128 * 1024  # the header block is cut (at a line) beyond this before parsing
 PARSE_TIME_LIMIT_S = 5.0
 PARSE_WORKERS = 2  # worker processes of a Parser
+DKIM_BUDGET_S = PARSE_TIME_LIMIT_S / 2  # key lookups of one worker call, so that parsing keeps the rest
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class ParsedMessage:
     auth_results: tuple[str, ...] = ()  # Authentication-Results headers, for sender trust
     problem: str | None = None  # why only headers (or nothing) could be kept
     extraction: Extraction | None = None  # None: not extracted (headers only)
+    dkim_local: DkimResults | None = None  # DKIM verified here: (d= domain, result) each; None: not checked
 
 
 @dataclass(frozen=True)
@@ -80,13 +87,15 @@ class ExtractInput:
     html: str
     from_addr: str | None
     auth_results: tuple[str, ...]
-    trust_auth_results: bool
+    trusted_authserv_ids: tuple[str, ...]  # of the message's account
+    dkim_local: DkimResults | None = None  # as verified when the message was cached
 
 
 def extract_input(inp: ExtractInput) -> Extraction:
     """Run extraction on cached fields (in a worker: see Parser.extract)."""
     return extract(subject=inp.subject, text=inp.text, html=inp.html, from_addr=inp.from_addr,
-                   auth_results=inp.auth_results, trust_auth_results=inp.trust_auth_results)
+                   auth_results=inp.auth_results, trusted_authserv_ids=inp.trusted_authserv_ids,
+                   local_dkim=inp.dkim_local)
 
 
 def extract_chunk(inps: Sequence[ExtractInput]) -> list[Extraction | None]:
@@ -160,38 +169,55 @@ def headers_only(raw: bytes, problem: str, raw_size: int | None = None) -> Parse
                          subject=subject, date=date, problem=problem)
 
 
-def parse_message(raw: bytes, trust_auth_results: bool = True, extracting: bool = True) -> ParsedMessage:
+def parse_message(raw: bytes, trusted_authserv_ids: Sequence[str] = (), extracting: bool = True,
+                  key_lookup: KeyLookup | None = None) -> ParsedMessage:
     """Parse and extract one message in this process (no time limit: see Parser for that).
 
-    trust_auth_results=False where no receiving server adds Authentication-Results (the
-    embedded SMTP inbox): then any such header came from the sender and vouches for nothing.
+    trusted_authserv_ids: the Authentication-Results headers that count, those of the account's
+    own receiving server (none for the embedded SMTP inbox: any such header came from the
+    sender). key_lookup: DKIM keys, for mail no trusted header vouched for (None: no check).
     extracting=False leaves extraction to later (`Inbox.reindex`): the bulk of a first sync.
     """
-    return _parse(raw, trust_auth_results if extracting else None)
+    return _finish(raw, _read(raw), tuple(trusted_authserv_ids) if extracting else None, key_lookup,
+                   time.monotonic() + DKIM_BUDGET_S)
 
 
-def _extract(fields: dict[str, Any], trust_auth_results: bool) -> Extraction | None:
+def _extract(fields: dict[str, Any], trusted: tuple[str, ...]) -> Extraction | None:
     try:
         return extract(subject=fields["subject"], text=fields["text"], html=fields["html"],
                        from_addr=fields["from_addr"], auth_results=fields["auth_results"],
-                       trust_auth_results=trust_auth_results)
+                       trusted_authserv_ids=trusted, local_dkim=fields["dkim_local"])
     except Exception as exc:  # noqa: BLE001 - a fault in extraction must not lose the message
         log.warning("extraction failed on a message (%s); cached without it", type(exc).__name__)
         return None
 
 
-def _parse(raw: bytes, trust_auth_results: bool | None = None) -> ParsedMessage:
-    """raw parsed; extracted too unless trust_auth_results is None."""
-    return _finish(_read(raw), trust_auth_results)
-
-
-def _finish(read: dict[str, Any] | ParsedMessage, trust_auth_results: bool | None) -> ParsedMessage:
-    """The message _read read, extracted unless trust_auth_results is None (or only headers were kept)."""
+def _finish(raw: bytes, read: dict[str, Any] | ParsedMessage, trusted: tuple[str, ...] | None,
+            key_lookup: KeyLookup | None, deadline: float) -> ParsedMessage:
+    """The message _read read, extracted unless trusted is None (or only headers were kept)."""
     if isinstance(read, ParsedMessage):
         return read
-    if trust_auth_results is not None:
-        read["extraction"] = _extract(read, trust_auth_results)
+    signed = read.pop("signed")
+    if trusted is not None:
+        read["dkim_local"] = _local_dkim(raw, read, trusted, key_lookup, deadline) if signed else None
+        read["extraction"] = _extract(read, trusted)
     return ParsedMessage(**read)
+
+
+def _local_dkim(raw: bytes, fields: dict[str, Any], trusted: tuple[str, ...], key_lookup: KeyLookup | None,
+                deadline: float) -> DkimResults | None:
+    """The signed message's DKIM verified here, unless a trusted receiver vouched already."""
+    if key_lookup is None:
+        return None
+    try:
+        if sender_auth(fields["auth_results"], fields["from_addr"], trusted).aligned:
+            return None
+        from mailgent_mcp.dkim_check import check
+
+        return check(raw, key_lookup, deadline)
+    except Exception as exc:  # noqa: BLE001 - a fault in verification must not lose the message
+        log.warning("DKIM verification failed on a message (%s)", type(exc).__name__)
+        return None
 
 
 def _read(raw: bytes) -> dict[str, Any] | ParsedMessage:
@@ -230,12 +256,13 @@ def _read(raw: bytes) -> dict[str, Any] | ParsedMessage:
         "attachments": attachments,
         "auth_results": tuple(str(a) for a in auth),
         "problem": "header block over the size limit; cut before parsing" if cut else None,
+        "signed": "DKIM-Signature" in mail.message,  # whether there is DKIM to verify (not kept)
     }
     return fields
 
 
-def parse_chunk(raws: Sequence[bytes], trust_auth_results: bool = True,
-                extracting: bool = True) -> list[ParsedMessage]:
+def parse_chunk(raws: Sequence[bytes], trusted_authserv_ids: Sequence[str] = (), extracting: bool = True,
+                key_lookup: KeyLookup | None = None) -> list[ParsedMessage]:
     """Parse several messages in this process, in order (a Parser worker's unit of work).
 
     mail-parser reads them all first, then extraction runs on them all: each then works with
@@ -244,7 +271,9 @@ def parse_chunk(raws: Sequence[bytes], trust_auth_results: bool = True,
     so: see benchmarks/bench_extract.py).
     """
     read = [_read(raw) for raw in raws]
-    return [_finish(fields, trust_auth_results if extracting else None) for fields in read]
+    trusted = tuple(trusted_authserv_ids) if extracting else None
+    deadline = time.monotonic() + DKIM_BUDGET_S  # the chunk shares one time limit
+    return [_finish(raw, fields, trusted, key_lookup, deadline) for raw, fields in zip(raws, read, strict=True)]
 
 
 def _ready() -> None:
@@ -267,14 +296,19 @@ class Parser:
     """
 
     # What the workers run (module-level functions, so that a spawned worker can import them).
-    run_one: Callable[[bytes, bool, bool], ParsedMessage] = staticmethod(parse_message)
-    run_chunk: Callable[[Sequence[bytes], bool, bool], list[ParsedMessage]] = staticmethod(parse_chunk)
+    run_one: Callable[[bytes, Sequence[str], bool, KeyLookup | None], ParsedMessage] = staticmethod(parse_message)
+    run_chunk: Callable[[Sequence[bytes], Sequence[str], bool, KeyLookup | None],
+                        list[ParsedMessage]] = staticmethod(parse_chunk)
     run_extract: Callable[[ExtractInput], Extraction] = staticmethod(extract_input)
     run_extract_chunk: Callable[[Sequence[ExtractInput]], list[Extraction | None]] = staticmethod(extract_chunk)
 
-    def __init__(self, workers: int = PARSE_WORKERS, time_limit: float = PARSE_TIME_LIMIT_S) -> None:
+    def __init__(self, workers: int = PARSE_WORKERS, time_limit: float = PARSE_TIME_LIMIT_S,
+                 key_lookup: KeyLookup | None = None) -> None:
+        from mailgent_mcp.dkim_check import DnsKeyLookup
+
         self._workers = workers
         self._time_limit = time_limit
+        self._key_lookup: KeyLookup = key_lookup if key_lookup is not None else DnsKeyLookup()  # sent with each parse
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
@@ -291,13 +325,15 @@ class Parser:
             for _ in range(self._workers):
                 pool.submit(_ready)
 
-    async def parse(self, raw: bytes, *, trust_auth_results: bool = True, extract: bool = True) -> ParsedMessage:
+    async def parse(self, raw: bytes, *, trusted_authserv_ids: Sequence[str] = (),
+                    extract: bool = True) -> ParsedMessage:
         """Parse and extract raw; never raises for bad mail, never takes much longer than the time limit."""
         if len(raw) > MAX_MESSAGE_BYTES:
             return headers_only(raw, f"message of {len(raw)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")
         for _ in range(2):
             pool = self._executor()
-            future = asyncio.get_running_loop().run_in_executor(pool, self.run_one, raw, trust_auth_results, extract)
+            future = asyncio.get_running_loop().run_in_executor(
+                pool, self.run_one, raw, tuple(trusted_authserv_ids), extract, self._key_lookup)
             try:
                 return await asyncio.wait_for(future, self._time_limit)
             except TimeoutError:
@@ -311,7 +347,7 @@ class Parser:
                 # Another parse's overrun replaced the pool under this one: try again in the new pool.
         return headers_only(raw, "the parser process died on this message")
 
-    async def parse_many(self, raws: Sequence[bytes], *, trust_auth_results: bool = True,
+    async def parse_many(self, raws: Sequence[bytes], *, trusted_authserv_ids: Sequence[str] = (),
                          extract: bool = True) -> list[ParsedMessage]:
         """Parse a batch across the workers, one chunk each; the results in the order of raws.
 
@@ -329,9 +365,10 @@ class Parser:
                     raw, f"message of {len(raw)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")
             else:
                 todo.append(index)
-        parsed = await self._in_chunks([raws[i] for i in todo], self.run_chunk, (trust_auth_results, extract),
-                                       lambda raw: self.parse(raw, trust_auth_results=trust_auth_results,
-                                                              extract=extract), "messages")
+        trusted = tuple(trusted_authserv_ids)
+        parsed = await self._in_chunks([raws[i] for i in todo], self.run_chunk, (trusted, extract, self._key_lookup),
+                                       lambda raw: self.parse(raw, trusted_authserv_ids=trusted, extract=extract),
+                                       "messages")
         for index, message in zip(todo, parsed, strict=True):
             out[index] = message
         return [m for m in out if m is not None]

@@ -16,10 +16,10 @@ import os
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from mailgent_mcp.accounts import ENV_ACCOUNT, ENV_IMAP_PASSWORD, load_accounts, password_entry
+from mailgent_mcp.accounts import ENV_ACCOUNT, ENV_IMAP_PASSWORD, load_accounts, password_entry, trusted_by_account
 from mailgent_mcp.errors import MailgentError
 from mailgent_mcp.imap import ImapAccount, ImapSync, Timing
 from mailgent_mcp.config import load_config
@@ -70,10 +70,24 @@ class InboxService:
         return self.inbox
 
     async def _catch_up(self, inbox: Inbox) -> None:
-        """Extract what is cached without it: a first sync's bulk, or all after an extractor upgrade."""
+        """Extract what is cached without it: a first sync's bulk, or all after an extractor upgrade.
+
+        The accounts' trusted authserv-ids are read anew each time (`inbox trust` edits them
+        while the server runs), for this and for the mail the pollers cache from then on; an
+        account whose list changed has its mail extracted again, as a poller may have cached
+        some with the old list in between.
+        """
+        before: dict[str, tuple[str, ...]] | None = None
         while not self._stop.is_set():
             try:
-                done = await inbox.reindex(self._parser)
+                trusted = trusted_by_account(self._home, self._environ)
+                for name, sync in self.syncs.items():
+                    if name in trusted:
+                        sync.account = replace(sync.account, trusted_authserv_ids=trusted[name])
+                for name in [n for n in trusted if before is not None and before.get(n) != trusted[n]]:
+                    await inbox.reindex(self._parser, trusted=trusted, everything=True, account=name)
+                before = trusted
+                done = await inbox.reindex(self._parser, trusted=trusted)
                 if done:
                     log.info("extracted codes, links and text of %d cached messages", done)
             except MailgentError as exc:

@@ -62,7 +62,9 @@ class CacheHandler:
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):
             raw = raw.encode("utf-8", "surrogateescape")
-        parsed = await self._parser.parse(raw, trust_auth_results=False)
+        # No receiving server stands in front of this inbox: no Authentication-Results header is
+        # its own, so none is trusted (only DKIM, verified by the parser, can vouch).
+        parsed = await self._parser.parse(raw, trusted_authserv_ids=())
         recipients = [str(r) for r in envelope.rcpt_tos]
         message = await self._inbox.add_local(parsed, recipients)
         log.info("SMTP inbox cached message %d for %d recipient(s)", message, len(recipients))

@@ -194,6 +194,11 @@ MIGRATIONS: Sequence[str] = (
     CREATE INDEX audit_by_time ON audit (at);
     ALTER TABLE entry_fields ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
     """,
+    # v9: DKIM as verified when the message was cached (JSON [[domain, result], ...]; NULL: not
+    # checked), for later extractions: the raw message is not kept.
+    """
+    ALTER TABLE messages ADD COLUMN dkim_local TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -224,9 +229,10 @@ class EntryRow:
 MESSAGE_COLUMNS = (
     "account", "mailbox", "uidvalidity", "uid", "message_id", "from_addr", "from_name", "to_addrs", "cc_addrs",
     "subject", "sent_at", "received_at", "text_body", "html_body", "attachments", "auth_results", "raw_size",
-    "problem", "seen", "extraction", "extractor",
+    "problem", "seen", "extraction", "extractor", "dkim_local",
 )
-EXTRACT_INPUT_COLUMNS = ("id", "account", "subject", "from_addr", "text_body", "html_body", "auth_results")
+EXTRACT_INPUT_COLUMNS = ("id", "account", "subject", "from_addr", "text_body", "html_body", "auth_results",
+                         "dkim_local")
 
 
 @dataclass(frozen=True)
@@ -773,9 +779,17 @@ class Store:
         self._conn.executemany("UPDATE messages SET extraction = ?, extractor = ? WHERE id = ?",
                                [(data, version, i) for i, data, version in results])
 
-    def mark_extractions_stale(self) -> int:
-        """Mark every message for re-extraction (`inbox reindex --all`); the number marked."""
-        return self._conn.execute("UPDATE messages SET extractor = 0").rowcount
+    def mark_extractions_stale(self, account: str | None = None) -> int:
+        """Mark every message (of an account) for re-extraction (`inbox reindex --all`); the number marked."""
+        if account is None:
+            return self._conn.execute("UPDATE messages SET extractor = 0").rowcount
+        return self._conn.execute("UPDATE messages SET extractor = 0 WHERE account = ?", (account,)).rowcount
+
+    def auth_results_of(self, account: str, limit: int) -> list[str]:
+        """The Authentication-Results (JSON lists) of an account's newest cached messages."""
+        cur = self._conn.execute("SELECT auth_results FROM messages WHERE account = ? ORDER BY id DESC LIMIT ?",
+                                 (account, limit))
+        return [str(row[0]) for row in cur.fetchall()]
 
     def mailbox_state(self, account: str, mailbox: str) -> tuple[int, int] | None:
         """(uidvalidity, last uid) recorded for a mailbox."""

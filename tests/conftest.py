@@ -93,6 +93,16 @@ def db_exec(home: Path, sql: str, params: tuple[object, ...] = ()) -> None:
         conn.close()
 
 
+# Takes a vault.db of this version back to schema 7 (the tests that fake an older file start there).
+UNDO_TO_SCHEMA_7 = """
+    ALTER TABLE messages DROP COLUMN dkim_local;
+    DROP INDEX audit_by_entry;
+    DROP INDEX audit_by_time;
+    ALTER TABLE audit DROP COLUMN state;
+    ALTER TABLE entry_fields DROP COLUMN version;
+"""
+
+
 def entries_snapshot(home: Path) -> list[tuple[object, ...]]:
     """Every entry row and sealed field, to prove that a failed call wrote nothing."""
     return db_rows(

@@ -13,6 +13,7 @@ from mailgent_mcp.extract import TEXT_CAP, extract, find_codes, html_to_text, se
 from mailgent_mcp.parse import parse_message
 
 CORPUS = Path(__file__).parent / "data" / "verification"
+CORPUS_RECEIVER = ("mx.mailgent.test",)  # the authserv-id of the corpus's receiving server
 MANIFEST: list[dict[str, Any]] = json.loads((CORPUS / "manifest.json").read_text(encoding="utf-8"))
 
 
@@ -31,7 +32,7 @@ def test_the_corpus_is_large_and_varied() -> None:
 
 @pytest.mark.parametrize("entry", MANIFEST, ids=[e["file"] for e in MANIFEST])
 def test_corpus_mail_gives_exactly_its_labelled_codes_and_first_link(entry: dict[str, Any]) -> None:
-    parsed = parse_message((CORPUS / entry["file"]).read_bytes())
+    parsed = parse_message((CORPUS / entry["file"]).read_bytes(), CORPUS_RECEIVER)
     assert parsed.extraction is not None
     found = parsed.extraction
     assert [c.code for c in found.codes] == entry["codes"]
@@ -197,34 +198,40 @@ PASS = "mx.receiver.test; dkim=pass header.d=bank.test; spf=pass smtp.mailfrom=b
 FAIL = "mx.receiver.test; dkim=fail header.d=bank.test; spf=fail smtp.mailfrom=evil.test; dmarc=fail header.from=bank.test"
 
 
+RECEIVER = ("mx.receiver.test",)
+
+
 def test_sender_auth_reads_the_receivers_header() -> None:
-    auth = sender_auth([PASS], "alerts@mail.bank.test")
+    auth = sender_auth([PASS], "alerts@mail.bank.test", RECEIVER)
     assert (auth.from_domain, auth.dkim, auth.spf, auth.dmarc, auth.aligned, auth.authserv_id) == \
         ("mail.bank.test", "pass", "pass", "pass", True, "mx.receiver.test")
 
 
 def test_a_forged_lower_authentication_results_header_is_ignored() -> None:
-    auth = sender_auth([FAIL, PASS], "alerts@bank.test")
+    auth = sender_auth([FAIL, PASS], "alerts@bank.test", RECEIVER)
     assert (auth.dkim, auth.spf, auth.dmarc, auth.aligned) == ("fail", "fail", "fail", False)
 
 
 def test_alignment_needs_the_same_organisational_domain() -> None:
     esp = "mx.r.test; dkim=pass header.d=esp.test; spf=pass smtp.mailfrom=b@esp.test; dmarc=none"
-    assert not sender_auth([esp], "alerts@bank.test").aligned
+    assert not sender_auth([esp], "alerts@bank.test", ("mx.r.test",)).aligned
     subdomain = "mx.r.test; dkim=pass header.d=bank.test; spf=none; dmarc=none"
-    assert sender_auth([subdomain], "alerts@eu.mail.bank.test").aligned
+    assert sender_auth([subdomain], "alerts@eu.mail.bank.test", ("mx.r.test",)).aligned
     # github.io is a public suffix: two users' sites there are different organisations.
-    assert not sender_auth(["mx.r.test; dkim=pass header.d=mallory.github.io"], "x@alice.github.io").aligned
+    assert not sender_auth(["mx.r.test; dkim=pass header.d=mallory.github.io"], "x@alice.github.io",
+                           ("mx.r.test",)).aligned
 
 
 def test_no_or_unparseable_header_vouches_for_nothing() -> None:
-    assert sender_auth([], "a@bank.test").aligned is False
-    assert sender_auth(["garbage ;;; ="], "a@bank.test").dkim == "none"
+    assert sender_auth([], "a@bank.test", RECEIVER).aligned is False
+    assert sender_auth(["garbage ;;; ="], "a@bank.test", RECEIVER).dkim == "none"
 
 
 def test_untrusted_auth_results_are_not_read() -> None:
-    found = extract(text="hi", from_addr="a@bank.test", auth_results=[PASS], trust_auth_results=False)
+    found = extract(text="hi", from_addr="a@bank.test", auth_results=[PASS])
     assert (found.auth.from_domain, found.auth.dkim, found.auth.aligned) == ("bank.test", "none", False)
+    other = extract(text="hi", from_addr="a@bank.test", auth_results=[PASS], trusted_authserv_ids=("mx.other.test",))
+    assert (other.auth.dkim, other.auth.aligned, other.auth.authserv_id) == ("none", False, None)
 
 
 @pytest.mark.parametrize("text", ["x" * 200_000, "X" * 200_000, "1" * 200_000, "A1" * 100_000, "x@" * 100_000,

@@ -9,14 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from mailgent_mcp.accounts import save_account
 from mailgent_mcp.extract import EXTRACTOR_VERSION
+from mailgent_mcp.imap import ImapAccount
 from mailgent_mcp.inbox import LOCAL_ACCOUNT, Inbox
 from mailgent_mcp.parse import Parser, parse_message
 from mailgent_mcp.store import MessageQuery
 
-from .conftest import db_rows, run_cli
+from .conftest import UNDO_TO_SCHEMA_7, db_rows, run_cli
 
 PASS = "mx.receiver.test; dkim=pass header.d=bank.test; spf=pass smtp.mailfrom=bank.test; dmarc=pass"
+RECEIVER = ("mx.receiver.test",)  # the authserv-id the account "acct" trusts
 
 
 def code_mail(code: str, auth: str = PASS) -> bytes:
@@ -28,7 +31,7 @@ def code_mail(code: str, auth: str = PASS) -> bytes:
 
 async def test_extraction_is_stored_with_the_message_and_read_back(home: Path) -> None:
     async with await Inbox.open(home) as inbox:
-        await inbox.add("acct", "INBOX", 1, 1, parse_message(code_mail("482913")))
+        await inbox.add("acct", "INBOX", 1, 1, parse_message(code_mail("482913"), RECEIVER))
         [m] = await inbox.read(MessageQuery())
     assert m.codes[0]["code"] == "482913" and m.codes[0]["source"] == "body"
     assert m.links[0]["kind"] == "verify"
@@ -40,8 +43,8 @@ async def test_extraction_is_stored_with_the_message_and_read_back(home: Path) -
 async def test_the_parser_worker_extracts_and_the_smtp_inbox_trusts_no_auth_header(home: Path) -> None:
     parser = Parser(workers=1)
     try:
-        trusted = await parser.parse(code_mail("111222"))
-        local = await parser.parse(code_mail("111222"), trust_auth_results=False)
+        trusted = await parser.parse(code_mail("111222"), trusted_authserv_ids=RECEIVER)
+        local = await parser.parse(code_mail("111222"))
     finally:
         parser.close()
     assert trusted.extraction is not None and trusted.extraction.auth.aligned
@@ -92,6 +95,7 @@ async def test_a_version_4_cache_is_migrated_and_reindexed(home: Path) -> None:
     async with await Inbox.open(home) as inbox:
         await inbox.add("acct", "INBOX", 1, 1, parse_message(code_mail("654321")))
     conn = sqlite3.connect(home / "vault.db")
+    conn.executescript(UNDO_TO_SCHEMA_7)
     conn.execute("DROP INDEX messages_by_message_id")  # v7
     conn.execute("DROP INDEX messages_by_extractor")  # v7
     conn.execute("ALTER TABLE messages DROP COLUMN extraction")
@@ -119,6 +123,9 @@ def test_cli_reindex_shows_progress_and_read_json_shows_the_extraction(home: Pat
 
     asyncio.run(fill())
     _make_stale(home)
+    # The account's config trusts its receiver: the reindex (another process) extracts with that.
+    save_account(home, ImapAccount(name="acct", host="imap.bank.test", port=993, username="me@x.test",
+                                   trusted_authserv_ids=RECEIVER))
     result = run_cli(home, "inbox", "reindex", "--batch", "1")
     assert result.returncode == 0, result.stderr
     assert "reindex 1/1" in result.stderr and "Re-extracted 1" in result.stdout

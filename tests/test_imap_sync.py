@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mailgent_mcp.dkim_check import StaticKeyLookup
 from mailgent_mcp.imap import ImapAccount, ImapLoginFailed, ImapSync, Security, Timing
 from mailgent_mcp.inbox import CachedMessage, Inbox
 from mailgent_mcp.parse import Parser
@@ -17,6 +18,8 @@ from mailgent_mcp.store import MessageQuery, Store
 
 from .dovecot import Dovecot, SmtpHop, dovecot, smtp_hop  # noqa: F401 - fixtures
 
+# DKIM keys for the parser: none, and no DNS (a signed corpus mail is checked against nothing).
+NO_DKIM_KEYS = StaticKeyLookup({})
 FAST = Timing(socket_timeout=3.0, keepalive=2.0, poll_interval=1.0, backoff_first=0.2,
               backoff_max=1.0, login_retry=30.0)
 
@@ -37,7 +40,7 @@ def mail(subject: str, body: str = "Your code is 123456", message_id: str | None
 
 @asynccontextmanager
 async def syncing(home: Path, acct: ImapAccount, password: str) -> AsyncIterator[tuple[Inbox, ImapSync]]:
-    parser = Parser(workers=1)
+    parser = Parser(workers=1, key_lookup=NO_DKIM_KEYS)
     async with await Inbox.open(home) as inbox:
         sync = ImapSync(acct, password, inbox, parser, timing=FAST)
         try:

@@ -14,7 +14,7 @@ from mailgent_mcp.parse import ParsedMessage, parse_message
 from mailgent_mcp.store import MIGRATIONS, SCHEMA_VERSION, MessageQuery, _statements
 from mailgent_mcp.vault import Vault
 
-from .conftest import db_rows
+from .conftest import DATA, UNDO_TO_SCHEMA_7, db_rows
 
 
 def mail(sender: str, to: str, subject: str, body: str, extra: str = "") -> bytes:
@@ -146,9 +146,11 @@ def test_parse_age_refuses_nonsense() -> None:
 
 
 async def test_a_version_1_vault_is_migrated_and_keeps_its_entries(home: Path) -> None:
-    async with await Vault.open(home, environ={}) as vault:
-        await vault.put("kept", {"password": "p"})
-    # Take the file back to schema 1, as a vault made before the cache existed.
+    # The data folder of release 0.1.0 (schema 7), taken back to schema 1: a vault made before the cache existed.
+    home.mkdir(mode=0o700)
+    for name in ("vault.db", "master.key"):
+        (home / name).write_bytes((DATA / "home-0.1.0" / name).read_bytes())
+        (home / name).chmod(0o600)
     conn = sqlite3.connect(home / "vault.db")
     for table in ("messages_fts", "message_recipients", "message_labels", "handed_out", "messages", "mailbox_state",
                   "pollers"):
@@ -157,7 +159,7 @@ async def test_a_version_1_vault_is_migrated_and_keeps_its_entries(home: Path) -
     conn.commit()
     conn.close()
     async with await Vault.open(home, environ={}) as vault:
-        assert (await vault.get("kept")).data == {"password": "p"}
+        assert (await vault.get("aws/prod")).data == {"api_key": "legacy-api-key"}
     assert db_rows(home, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     async with await Inbox.open(home) as inbox:
         assert await inbox.read(MessageQuery()) == []
@@ -167,6 +169,7 @@ async def test_a_version_3_cache_is_migrated_and_keeps_its_messages(home: Path) 
     async with await Inbox.open(home) as inbox:
         kept = await inbox.add("acct", "INBOX", 1, 1, parse_message(mail("a@x.test", "me@x.test", "Kept", "a")))
     conn = sqlite3.connect(home / "vault.db")
+    conn.executescript(UNDO_TO_SCHEMA_7)
     conn.execute("DROP INDEX messages_by_message_id")  # v7
     conn.execute("DROP INDEX messages_by_extractor")  # v7
     conn.execute("ALTER TABLE messages DROP COLUMN extraction")  # v5
@@ -251,6 +254,7 @@ async def test_a_version_6_cache_gets_the_id_ordered_indexes_and_keeps_its_messa
         await inbox.add("acct", "INBOX", 1, 1, parse_message(mail("a@x.test", "me@x.test", "kept", "still here")))
     # Take the file back to schema 6: the indexes as they were, without the Message-ID one.
     conn = sqlite3.connect(home / "vault.db")
+    conn.executescript(UNDO_TO_SCHEMA_7)
     conn.executescript("""
         DROP INDEX messages_by_message_id;
         DROP INDEX messages_by_extractor;
@@ -263,7 +267,7 @@ async def test_a_version_6_cache_gets_the_id_ordered_indexes_and_keeps_its_messa
     conn.close()
     async with await Inbox.open(home) as inbox:
         assert [m.subject for m in await inbox.read(MessageQuery(text="still"))] == ["kept"]
-    assert db_rows(home, "PRAGMA user_version") == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 7
+    assert db_rows(home, "PRAGMA user_version") == [(SCHEMA_VERSION,)] and SCHEMA_VERSION >= 7
     indexes = dict(db_rows(home, "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages' "
                                  "AND sql IS NOT NULL"))
     assert "(account, mailbox, message_id)" in str(indexes["messages_by_message_id"])

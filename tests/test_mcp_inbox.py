@@ -88,7 +88,7 @@ async def test_wait_before_and_after_the_mail_and_a_clean_timeout_over_stdio(hom
 
         # Without `since`, mail from before the call does not count: a clean timeout.
         none = ok(await client.call_tool("inbox_wait", {"to": address["address"], "timeout": 1}))
-        assert none == {"message": None, "timed_out": True, "waited_seconds": none["waited_seconds"]}
+        assert none == {"message": None, "timed_out": True, "waited_seconds": none["waited_seconds"], "reason": None}
         assert none["waited_seconds"] >= 1
 
         listed = ok(await client.call_tool("inbox_read", {"mark_read": True}))["messages"]
@@ -333,9 +333,9 @@ async def test_expected_domain_takes_a_code_only_from_authenticated_mail_of_that
     server = build_server(Settings(home=home), VaultProvider(home, {}), inbox=InboxProvider(home, {}))
     async with Client(server) as client:
         async with await Inbox.open(home) as inbox:
-            await inbox.add("work", "INBOX", 1, 1, parse_message(genuine))
-            await inbox.add("work", "INBOX", 1, 2, parse_message(spoofed))
-            await inbox.add("work", "INBOX", 1, 3, parse_message(lookalike))
+            # Cached as the poller of an account trusting its receiver, mx.agent-mail.example, caches them.
+            for uid, raw in enumerate((genuine, spoofed, lookalike), 1):
+                await inbox.add("work", "INBOX", 1, uid, parse_message(raw, ("mx.agent-mail.example",)))
         got = ok(await client.call_tool("inbox_wait", {"since": "5m", "expected_domain": "service.example",
                                                        "require_code": True, "timeout": 5}))
         assert got["message"]["codes"][0]["code"] == "111111"  # not the newer spoofed or look-alike ones

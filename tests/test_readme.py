@@ -75,6 +75,8 @@ RUN: dict[str, tuple[str, str]] = {
     "mailgent-mcp inbox reindex": ("", "Re-extracted 0"),
     "mailgent-mcp inbox purge": ("", "Purged 0"),
     "mailgent-mcp inbox purge --older-than 7d": ("", "Purged 0"),
+    "mailgent-mcp inbox trust work": ("", "trusts: no authserv-id"),
+    "mailgent-mcp inbox trust work --add mx.example.net": ("", "trusts: mx.example.net"),
     "mailgent-mcp inbox remove work": ("", "removed"),
     "printf '%s\\n%s\\n' \"$NEW_PASSPHRASE\" \"$NEW_PASSPHRASE\" | mailgent-mcp vault passwd --to passphrase --yes":
         ("", "MAILGENT_PASSPHRASE"),

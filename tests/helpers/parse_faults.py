@@ -12,22 +12,25 @@ import os
 import time
 from collections.abc import Sequence
 
+from mailgent_mcp.dkim_check import KeyLookup
 from mailgent_mcp.extract import Extraction
 from mailgent_mcp.parse import ExtractInput, ParsedMessage, Parser, extract_input, parse_message
 
 
-def parse_one(raw: bytes, trust_auth_results: bool = True, extracting: bool = True) -> ParsedMessage:
+def parse_one(raw: bytes, trusted_authserv_ids: Sequence[str] = (), extracting: bool = True,
+              key_lookup: KeyLookup | None = None) -> ParsedMessage:
     """parse_message, or the fault the message asks for."""
     if b"X-Test-Fault: exit" in raw:
         os._exit(3)
     if b"X-Test-Fault: hang" in raw:
         time.sleep(3600)
-    return parse_message(raw, trust_auth_results, extracting)
+    return parse_message(raw, trusted_authserv_ids, extracting, key_lookup)
 
 
-def parse_chunk(raws: Sequence[bytes], trust_auth_results: bool = True, extracting: bool = True) -> list[ParsedMessage]:
+def parse_chunk(raws: Sequence[bytes], trusted_authserv_ids: Sequence[str] = (), extracting: bool = True,
+                key_lookup: KeyLookup | None = None) -> list[ParsedMessage]:
     """parse_one of each, in order."""
-    return [parse_one(raw, trust_auth_results, extracting) for raw in raws]
+    return [parse_one(raw, trusted_authserv_ids, extracting, key_lookup) for raw in raws]
 
 
 def extract_one(inp: ExtractInput) -> Extraction:
