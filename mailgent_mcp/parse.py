@@ -12,7 +12,9 @@ happens, a message yields a ParsedMessage: the inbox never stops on one mail.
 
 The worker also runs `extract.extract` (text, codes, links, sender trust) on the parsed
 message, inside the same time limit, so hostile HTML cannot stall the server either;
-`Parser.extract` does the same for `inbox reindex`, from the cached fields.
+`Parser.extract` does the same for `inbox reindex`, from the cached fields. A worker ends
+with the process that started it, even one killed outright, and logs names only, never
+the header text mail-parser puts in its messages (worker.py).
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ import email.policy
 import email.utils
 import logging
 import multiprocessing
+import os
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from mailgent_mcp import worker
 from mailgent_mcp.extract import Extraction, extract
 
 log = logging.getLogger(__name__)
@@ -280,8 +284,10 @@ class Parser:
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
             # spawn: a fresh interpreter, not a fork of one running an event loop and threads.
+            # Each worker ends with this process and logs names only (worker.initialize).
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"))
+                max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=worker.initialize, initargs=(os.getpid(), logging.getLogger().getEffectiveLevel()))
         return self._pool
 
     def start(self) -> None:
