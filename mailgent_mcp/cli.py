@@ -21,15 +21,18 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from mailgent_mcp import __version__, otp
-from mailgent_mcp.config import default_home, ensure_home
+from mailgent_mcp import __version__, logs, otp
+from mailgent_mcp.config import ENV_MASTER_KEY, ENV_PASSPHRASE, default_home, ensure_home
 from mailgent_mcp.crypto import decode_master_key
 from mailgent_mcp.errors import EntryExists, InvalidInput, MailgentError
 from mailgent_mcp.models import EntryView, TotpCode
-from mailgent_mcp.tokens import TOKEN_FILE, create_token
+from mailgent_mcp.tokens import ENV_TOKEN, TOKEN_FILE, create_token
 from mailgent_mcp.vault import SECRET_FIELD, Vault
 
 log = logging.getLogger("mailgent_mcp")
+
+# The variables holding keys and passwords: read once at start, then removed from the environment.
+SECRET_VARIABLES = (ENV_MASTER_KEY, ENV_PASSPHRASE, "MAILGENT_IMAP_PASSWORD", ENV_TOKEN)
 
 # Field values shown in clear by `vault get`; every other value is masked unless asked for.
 PLAIN_FIELDS = ("username", "email", "url", "notes")
@@ -278,7 +281,7 @@ async def cmd_audit_acknowledge(vault: Vault, args: argparse.Namespace, out: Tex
 
 
 def cmd_token(args: argparse.Namespace, out: TextIO) -> int:
-    home = ensure_home(args.home if args.home is not None else default_home())
+    home = ensure_home(args.home if args.home is not None else default_home(args.environ))
     token = create_token(home, rotate=args.rotate)
     out.write(
         f"{token}\n\nThis is the bearer token for `mailgent-mcp serve --transport http|sse`. It is shown only now;\n"
@@ -437,7 +440,7 @@ async def _run(args: argparse.Namespace) -> int:
         opts = HttpOptions(host=args.host, port=args.port, allow_remote=args.allow_remote,
                            allowed_hosts=tuple(args.allowed_host))
         if await serve(args.transport, home=args.home, tool_names=args.tool_names, http=opts,
-                       smtp_listen=args.smtp_listen):
+                       environ=args.environ, smtp_listen=args.smtp_listen):
             # Stopped by a signal with the vault closed; stdin's reader thread would block a normal exit.
             logging.shutdown()
             sys.stdout.flush()
@@ -448,7 +451,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.group == "inbox":
         reader = SecretReader(sys.stdin)
         return int(await args.handler(args, sys.stdout, reader.read))
-    vault = await Vault.open(args.home)
+    vault = await Vault.open(args.home, environ=args.environ)
     try:
         handler: Handler = args.handler
         return await handler(vault, args, sys.stdout, SecretReader(sys.stdin))
@@ -459,11 +462,8 @@ async def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `mailgent-mcp` command."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    args.environ = take_environment()
+    logs.configure(logging.INFO if args.verbose else logging.WARNING)
     try:
         return asyncio.run(_run(args))
     except MailgentError as exc:
@@ -480,3 +480,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.error("internal error", exc_info=True)
         return 1
 
+
+def take_environment() -> dict[str, str]:
+    """A snapshot of the environment, the secret variables then removed from the process's own.
+
+    Everything that reads settings or keys is handed the snapshot; child processes (the
+    parser workers, multiprocessing's resource tracker) start without the secrets.
+    """
+    snapshot = dict(os.environ)
+    for name in SECRET_VARIABLES:
+        os.environ.pop(name, None)  # unsetenv: gone for every process started from now on
+    return snapshot

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import sys
 import time
@@ -100,7 +99,7 @@ def add_parsers(groups: Any) -> None:
 
 
 def _home(args: argparse.Namespace) -> Path:
-    return ensure_home(args.home if args.home is not None else default_home())
+    return ensure_home(args.home if args.home is not None else default_home(args.environ))
 
 
 async def cmd_add(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
@@ -127,7 +126,7 @@ async def cmd_add(args: argparse.Namespace, out: TextIO, read_secret: Any) -> in
         session = await asyncio.to_thread(ImapSession, account, password, 20.0)
         await asyncio.to_thread(session.close)
         out.write(f"Logged in to {account.host} as {account.username}.\n")
-    async with await Vault.open(home) as vault:
+    async with await Vault.open(home, environ=args.environ) as vault:
         await vault.put(password_entry(name), {"username": account.username, "password": password}, "LOGIN")
     save_account(home, account)
     out.write(f"Account {name!r} added; its password is the vault entry {password_entry(name)!r}. "
@@ -138,7 +137,7 @@ async def cmd_add(args: argparse.Namespace, out: TextIO, read_secret: Any) -> in
 async def cmd_list(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
     from mailgent_mcp.accounts import ENV_ACCOUNT, load_accounts
 
-    accounts = load_accounts(_home(args), dict(os.environ))
+    accounts = load_accounts(_home(args), args.environ)
     if args.json:
         out.write(json.dumps([_account_json(a) for a in accounts], indent=2) + "\n")
         return 0
@@ -163,7 +162,7 @@ async def cmd_remove(args: argparse.Namespace, out: TextIO, read_secret: Any) ->
     if not remove_account(home, args.name):
         raise InvalidInput(f"No account named {args.name!r} in config.toml; `mailgent-mcp inbox list` shows them.")
     if not args.keep_password:
-        async with await Vault.open(home) as vault:
+        async with await Vault.open(home, environ=args.environ) as vault:
             try:
                 await vault.delete(password_entry(args.name))
             except EntryNotFound:
@@ -181,7 +180,7 @@ async def cmd_sync(args: argparse.Namespace, out: TextIO, read_secret: Any) -> i
     from mailgent_mcp.vault import Vault
 
     home = _home(args)
-    env = dict(os.environ)
+    env = args.environ
     configured = load_accounts(home, env)
     accounts = [a for a in configured if args.name in (None, a.name)]
     if not accounts:
@@ -189,7 +188,7 @@ async def cmd_sync(args: argparse.Namespace, out: TextIO, read_secret: Any) -> i
                            "No accounts to sync; add one with `mailgent-mcp inbox add`.")
     parser = Parser()
     try:
-        async with await Vault.open(home) as vault, await Inbox.open(home) as inbox:
+        async with await Vault.open(home, environ=env) as vault, await Inbox.open(home) as inbox:
             async def vault_data(name: str) -> dict[str, str]:
                 return (await vault.get(name, actor="inbox")).data
 
@@ -277,7 +276,7 @@ async def cmd_status(args: argparse.Namespace, out: TextIO, read_secret: Any) ->
     from mailgent_mcp.inbox import Inbox
 
     home = _home(args)
-    accounts = load_accounts(home, dict(os.environ))
+    accounts = load_accounts(home, args.environ)
     async with await Inbox.open(home) as inbox:
         status = await inbox.account_status([a.name for a in accounts])
         now = time.time()
@@ -311,7 +310,7 @@ async def cmd_reindex(args: argparse.Namespace, out: TextIO, read_secret: Any) -
         err.flush()
 
     home = _home(args)
-    trusted = trusted_by_account(home, os.environ)
+    trusted = trusted_by_account(home, args.environ)
     parser = Parser()
     try:
         async with await Inbox.open(home) as inbox:
@@ -331,7 +330,7 @@ async def cmd_purge(args: argparse.Namespace, out: TextIO, read_secret: Any) -> 
     if args.older_than is not None:
         age, said = parse_age(args.older_than), args.older_than
     else:
-        keep = retention(load_config(home), os.environ)
+        keep = retention(load_config(home), args.environ)
         if keep is None:
             raise InvalidInput(f"The retention is off ({ENV_RETENTION} or config.toml); give --older-than AGE.")
         age, said = keep, f"{keep / 86400:g}d (the retention)"
@@ -351,7 +350,7 @@ async def cmd_trust(args: argparse.Namespace, out: TextIO, read_secret: Any) -> 
     from mailgent_mcp.parse import Parser
 
     home = _home(args)
-    account = next((a for a in load_accounts(home, os.environ) if a.name == args.name), None)
+    account = next((a for a in load_accounts(home, args.environ) if a.name == args.name), None)
     if account is None:
         raise InvalidInput(f"No account named {args.name!r}; `mailgent-mcp inbox list` shows them.")
     trusted = account.trusted_authserv_ids
@@ -365,7 +364,7 @@ async def cmd_trust(args: argparse.Namespace, out: TextIO, read_secret: Any) -> 
             # What the account's cached mail vouches for changes with it: extract it again now.
             parser = Parser()
             try:
-                redone = await inbox.reindex(parser, trusted=trusted_by_account(home, os.environ), everything=True,
+                redone = await inbox.reindex(parser, trusted=trusted_by_account(home, args.environ), everything=True,
                                              account=account.name)
             finally:
                 parser.close()

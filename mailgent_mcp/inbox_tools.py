@@ -517,9 +517,8 @@ def _trusted_now(provider: InboxProvider) -> dict[str, tuple[str, ...]]:
 
 
 async def account_states(provider: InboxProvider) -> list[AccountState]:
-    """The configured accounts with their pollers' state, and the SMTP inbox when it runs here."""
+    """The configured accounts with their pollers' state, and the SMTP inbox when this server has one."""
     from mailgent_mcp.accounts import load_accounts
-    from mailgent_mcp.inbox import LOCAL_ACCOUNT
 
     inbox = await provider.get()
     accounts = load_accounts(provider.home, provider.environ)
@@ -534,7 +533,21 @@ async def account_states(provider: InboxProvider) -> list[AccountState]:
             last_sync=iso(st.last_sync) if st.last_sync else None, errors=st.errors, last_error=st.last_error))
     smtp = provider.smtp_listen or provider.environ.get("MAILGENT_SMTP_LISTEN") or None
     if smtp:
-        states.append(AccountState(name=LOCAL_ACCOUNT, kind="smtp", address=f"agent@{LOCAL_DOMAIN}",
-                                   plus_addressing=True, host=smtp, mailboxes=["INBOX"], polled=True,
-                                   connected=True))
+        states.append(await smtp_state(inbox, smtp))
     return states
+
+
+async def smtp_state(inbox: Inbox, smtp: str) -> AccountState:
+    """The SMTP inbox as account 'local': received by whichever server of the folder holds its address."""
+    from mailgent_mcp.inbox import LOCAL_ACCOUNT
+    from mailgent_mcp.smtp import lease_name, parse_listen
+
+    state = AccountState(name=LOCAL_ACCOUNT, kind="smtp", address=f"agent@{LOCAL_DOMAIN}", plus_addressing=True,
+                         host=smtp, mailboxes=["INBOX"], polled=True, connected=True)
+    listen = parse_listen(smtp)
+    if listen.port == 0:  # a free port of this process's own: it listens there
+        return state
+    lease = lease_name(listen)
+    st = (await inbox.account_status([lease]))[lease]
+    return state.model_copy(update={"polled": st.connected, "connected": st.connected, "errors": st.errors,
+                                    "last_error": st.last_error if st.polled_by else None})

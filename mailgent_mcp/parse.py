@@ -15,7 +15,9 @@ message, inside the same time limit, so hostile HTML cannot stall the server eit
 `Parser.extract` does the same for `inbox reindex`, from the cached fields. Where none of
 the account's trusted receiving servers vouched for the sender, the worker verifies the
 message's DKIM signatures itself (dkim_check.py), while it has the raw message, and the
-results are kept with it for later extractions.
+results are kept with it for later extractions. A worker ends with the process that
+started it, even one killed outright, and logs names only, never the header text
+mail-parser puts in its messages (worker.py).
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ import email.policy
 import email.utils
 import logging
 import multiprocessing
+import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from mailgent_mcp import worker
 from mailgent_mcp.dkim_check import DkimResults, KeyLookup
 from mailgent_mcp.extract import Extraction, extract, sender_auth
 
@@ -314,8 +318,10 @@ class Parser:
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
             # spawn: a fresh interpreter, not a fork of one running an event loop and threads.
+            # Each worker ends with this process and logs names only (worker.initialize).
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"))
+                max_workers=self._workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=worker.initialize, initargs=(os.getpid(), logging.getLogger().getEffectiveLevel()))
         return self._pool
 
     def start(self) -> None:

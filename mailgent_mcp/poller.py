@@ -5,6 +5,11 @@ each start one). Each account is polled by one of them only: the holder of its l
 vault.db, renewed by a heartbeat every third of the lease time. When the holder dies, its
 lease runs out and another process takes the account over. The others read the cache
 and learn of new mail through Inbox.wait_for_mail.
+
+The SMTP inbox's address works the same way, often shared too (the same
+MAILGENT_SMTP_LISTEN in every client's config): the holder of its lease listens, the
+others serve what it caches and take the port over when it dies. A holder that cannot
+bind the port (another program has it) records why, and tries again at each heartbeat.
 """
 
 from __future__ import annotations
@@ -20,12 +25,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from mailgent_mcp.accounts import ENV_ACCOUNT, ENV_IMAP_PASSWORD, load_accounts, password_entry, trusted_by_account
-from mailgent_mcp.errors import MailgentError
+from mailgent_mcp.errors import ConfigError, MailgentError
 from mailgent_mcp.imap import ImapAccount, ImapSync, Timing
 from mailgent_mcp.config import load_config
 from mailgent_mcp.inbox import Inbox, retention
 from mailgent_mcp.parse import Parser
-from mailgent_mcp.smtp import ENV_SMTP_LISTEN, SmtpInbox, parse_listen
+from mailgent_mcp.smtp import ENV_SMTP_LISTEN, Listen, SmtpInbox, lease_name, parse_listen
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,8 @@ class InboxService:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.inbox: Inbox | None = None
         self.smtp: SmtpInbox | None = None
+        self.smtp_error: str | None = None  # why this process, holding the SMTP lease, does not listen
+        self._smtp_errors = 0
         self.syncs: dict[str, ImapSync] = {}
         self._parser = Parser()
         self._stop = asyncio.Event()
@@ -60,7 +67,12 @@ class InboxService:
         """Open the cache, start the SMTP inbox (if configured) and the account pollers."""
         self.inbox = await Inbox.open(self._home)
         if self._smtp_listen:
-            self.smtp = await SmtpInbox.start(self.inbox, parse_listen(self._smtp_listen), parser=self._parser)
+            listen = parse_listen(self._smtp_listen)
+            if listen.port == 0:  # any free port: this process's own, shared with none
+                self.smtp = await SmtpInbox.start(self.inbox, listen, parser=self._parser)
+            else:
+                await self._try_smtp(self.inbox, listen)  # at once, so mail sent right after start is taken
+                self._tasks.append(asyncio.create_task(self._keep_smtp(self.inbox, listen), name="smtp inbox"))
         for account in load_accounts(self._home, self._environ):
             self._tasks.append(asyncio.create_task(self._poll(account), name=f"poller {account.name}"))
         keep = retention(load_config(self._home), self._environ)
@@ -113,10 +125,61 @@ class InboxService:
                 await asyncio.wait_for(task, 10)
         if self.smtp is not None:
             await self.smtp.close()
-        else:
-            self._parser.close()
+            self.smtp = None
+        self._parser.close()
         if self.inbox is not None:
             await self.inbox.close()
+
+    async def _try_smtp(self, inbox: Inbox, listen: Listen) -> None:
+        """Listen on the SMTP inbox's address unless another live server of this folder holds its lease."""
+        lease = lease_name(listen)
+        if not await inbox.claim_poller(lease, self.holder, self._lease_ttl):
+            return  # another server listens there (or is the one retrying it)
+        try:
+            self.smtp = await SmtpInbox.start(inbox, listen, parser=self._parser)
+        except ConfigError as exc:
+            if self.smtp_error is None:
+                log.warning("%s No mailgent-mcp server of this data folder listens there (another program holds the "
+                            "port, or it cannot be used): this server goes on serving the vault and cached mail, and "
+                            "tries the port again every %g s.", exc, self._lease_ttl / 3)
+            self.smtp_error = str(exc)
+            self._smtp_errors += 1
+        else:
+            self.smtp_error = None
+        await self._report_smtp(inbox, lease)
+
+    async def _report_smtp(self, inbox: Inbox, lease: str) -> bool:
+        """Heartbeat of the SMTP lease with whether this process listens; False when it was lost."""
+        status: dict[str, object] = {"connected": self.smtp is not None, "last_error": self.smtp_error,
+                                     "errors": self._smtp_errors}
+        return await inbox.report_poller(lease, self.holder, self._lease_ttl, status)
+
+    async def _keep_smtp(self, inbox: Inbox, listen: Listen) -> None:
+        """Hold the SMTP lease while listening; else try for it (and the port) at every heartbeat."""
+        lease = lease_name(listen)
+        try:
+            while not self._stop.is_set():
+                await _wait(self._stop, self._lease_ttl / 3)  # returns at once on shutdown
+                if self._stop.is_set():
+                    break
+                try:
+                    if self.smtp is None:
+                        await self._try_smtp(inbox, listen)
+                    elif not await self._report_smtp(inbox, lease):
+                        log.warning("lost the SMTP inbox lease of %s:%d to another process", listen.host,
+                                    listen.port)
+                        await self._stop_smtp()
+                except MailgentError as exc:
+                    log.warning("SMTP inbox lease of %s:%d: %s", listen.host, listen.port, exc)
+        finally:
+            await self._stop_smtp()
+            with contextlib.suppress(MailgentError):
+                await inbox.release_poller(lease, self.holder)
+
+    async def _stop_smtp(self) -> None:
+        smtp, self.smtp = self.smtp, None
+        if smtp is not None:
+            await smtp.close()
 
     async def _poll(self, account: ImapAccount) -> None:
         """Hold the account's lease and sync it; wait and retry while another process holds it."""

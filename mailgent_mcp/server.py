@@ -13,25 +13,33 @@ import ipaddress
 import logging
 import os
 import signal
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
+from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import ValidationError
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, GetPromptResult, InputRequiredResult
+from pydantic import AnyUrl, ValidationError
+from starlette.applications import Starlette
 
 if TYPE_CHECKING:
     from mailgent_mcp.poller import InboxService
 
 from mailgent_mcp import __version__, tokens
+from mailgent_mcp.answers import (UNKNOWN_PROMPT, UNKNOWN_RESOURCE, UNKNOWN_TOOL, UNREADABLE_RESOURCE,
+                                  AnsweringReadStream, FixedBadRequestAnswers, answer_without_values)
 from mailgent_mcp.config import Settings, default_home, ensure_home, load_config, load_settings
 from mailgent_mcp.errors import ConfigError
 from mailgent_mcp.inbox_tools import InboxProvider, register_inbox_tools
+from mailgent_mcp.logs import exception_names
 from mailgent_mcp.tools import VaultProvider, register_vault_tools, sanitized_validation_message, tool_aliases
 
 log = logging.getLogger(__name__)
@@ -39,6 +47,7 @@ log = logging.getLogger(__name__)
 Transport = Literal["stdio", "http", "sse"]
 DEFAULT_PORT = 8765
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+HTTP_STOP_GRACE_S = 3.0  # on SIGTERM, uvicorn's own shutdown gets this long before it is cancelled
 
 INSTRUCTIONS = (
     "mailgent-mcp keeps this agent's logins, API keys and TOTP seeds in an encrypted vault on this machine. "
@@ -51,20 +60,27 @@ INSTRUCTIONS = (
 
 
 class MailgentServer(MCPServer[Any]):
-    """MCPServer with two additions at its one public call path.
+    """MCPServer with what the README promises at its public call paths (the answers: answers.py).
 
     - A tool name spelled the other way (vault.get for vault_get, or back) is accepted.
     - Argument validation errors are reported with field paths and reasons only: the SDK's
       text quotes the rejected value, and a rejected value may be a password.
+    - No answer quotes a client's value: an unknown tool, prompt, resource or method is
+      named as such, not echoed; an unexpected exception is an internal error.
+    - Over stdio, a line that is not a JSON-RPC message is answered (JSON-RPC 2.0 §5.1),
+      not dropped; over HTTP, the transport's answer to one quotes no part of it.
     """
 
     def __init__(self, *args: Any, aliases: Mapping[str, str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._aliases = dict(aliases)
+        self.middleware.append(answer_without_values)
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> Any:
-        """Call a tool by either spelling of its name; never echo rejected argument values."""
-        if self._tool_manager.get_tool(name) is None and name in self._aliases:
+        """Call a tool by either spelling of its name; never echo the name or rejected argument values."""
+        if self._tool_manager.get_tool(name) is None:
+            if name not in self._aliases:
+                raise ToolError(UNKNOWN_TOOL)
             name = self._aliases[name]
         try:
             return await super().call_tool(name, arguments, context)
@@ -73,6 +89,39 @@ class MailgentServer(MCPServer[Any]):
             if isinstance(cause, ValidationError):
                 raise ToolError(sanitized_validation_message(name, cause.errors())) from None
             raise
+
+    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None,
+                         context: Context | None = None) -> GetPromptResult | InputRequiredResult:
+        """A prompt by name; an unknown name is refused without being quoted."""
+        if name not in {prompt.name for prompt in await self.list_prompts()}:
+            raise MCPError(code=INVALID_PARAMS, message=UNKNOWN_PROMPT)
+        return await super().get_prompt(name, arguments, context)
+
+    async def read_resource(self, uri: AnyUrl | str, context: Context | None = None,
+                            ) -> Iterable[ReadResourceContents] | InputRequiredResult:
+        """A resource by URI; an unknown or failing one is refused without the URI or the error's text."""
+        try:
+            return await super().read_resource(uri, context)
+        except ResourceNotFoundError:
+            raise MCPError(code=INVALID_PARAMS, message=UNKNOWN_RESOURCE) from None
+        except ResourceError as exc:
+            log.warning("reading a resource failed (%s)", exception_names(exc))
+            raise MCPError(code=INTERNAL_ERROR, message=UNREADABLE_RESOURCE) from None
+
+    async def run_stdio_async(self) -> None:
+        """Serve over stdin and stdout; a line that is no JSON-RPC message gets an error answer."""
+        # The SDK serves given streams only through its low-level server (a private attribute):
+        # its own run_stdio_async passes undecodable lines on, and they are dropped unanswered.
+        lowlevel = self._lowlevel_server
+        async with stdio_server() as (read_stream, write_stream):
+            await lowlevel.run(AnsweringReadStream(read_stream, write_stream), write_stream,
+                               lowlevel.create_initialization_options())
+
+    def streamable_http_app(self, **kwargs: Any) -> Starlette:
+        """The streamable HTTP app, its answers to a malformed body quoting no part of it."""
+        app = super().streamable_http_app(**kwargs)
+        app.add_middleware(FixedBadRequestAnswers)
+        return app
 
 
 class BearerTokenVerifier:
@@ -172,12 +221,15 @@ def check_http_options(opts: HttpOptions) -> None:
                 "and traffic is not encrypted unless a TLS proxy fronts it", opts.host)
 
 
-async def run_until_signalled(work: Coroutine[Any, Any, None]) -> bool:
+async def run_until_signalled(work: Coroutine[Any, Any, None], *, grace: float = 0.0) -> bool:
     """Run work until it ends or SIGTERM/SIGHUP arrives; True when a signal stopped it.
 
-    The stdio transport reads stdin in a thread that cancellation cannot interrupt, so on a
-    signal the work is cancelled, given a moment, and then left: the caller cleans up (the
-    vault writes its queued audit rows) and ends the process.
+    On a signal the work gets grace seconds to end by itself (uvicorn shuts down on SIGTERM
+    on its own), then it is cancelled and given a moment. The stdio transport reads stdin in
+    a thread that cancellation cannot interrupt, so the work may be left: the caller cleans
+    up (the vault writes its queued audit rows, the parser workers stop) and ends the process.
+    uvicorn raises the signal again once it has shut down, to end the process by the signal's
+    default action; the handler here takes it instead, so the caller's clean-up still runs.
     """
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(work)
@@ -191,8 +243,11 @@ async def run_until_signalled(work: Coroutine[Any, Any, None]) -> bool:
             task.result()  # re-raise what ended the work
             return False
         log.info("stopping on a signal")
-        task.cancel()
-        await asyncio.wait({task}, timeout=1.0)
+        if grace > 0:
+            await asyncio.wait({task}, timeout=grace)
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
         return True
     finally:
         waiter.cancel()
@@ -211,8 +266,8 @@ async def serve(transport: Transport = "stdio", *, home: Path | None = None, too
                 smtp_listen: str | None = None) -> bool:
     """Run the server until the client disconnects or the process is stopped.
 
-    Returns True when a signal stopped a stdio server: its stdin thread is still blocked, so
-    the caller should end the process at once (the vault is already closed).
+    Returns True when a signal stopped it: a stdio server's stdin thread is still blocked, so
+    the caller should end the process at once (the vault and the mail sources are closed).
     """
     env = os.environ if environ is None else environ
     home = ensure_home(home if home is not None else default_home(env))
@@ -252,10 +307,10 @@ async def serve(transport: Transport = "stdio", *, home: Path | None = None, too
         log.warning("mailgent-mcp %s listening on http://%s:%d%s (bearer token required)", transport, opts.host,
                     opts.port, "/mcp" if transport == "http" else "/sse")
         if transport == "http":
-            await server.run_streamable_http_async(host=opts.host, port=opts.port, transport_security=security)
+            work = server.run_streamable_http_async(host=opts.host, port=opts.port, transport_security=security)
         else:
-            await server.run_sse_async(host=opts.host, port=opts.port, transport_security=security)
-        return False  # uvicorn handled the signal and shut down cleanly
+            work = server.run_sse_async(host=opts.host, port=opts.port, transport_security=security)
+        return await run_until_signalled(work, grace=HTTP_STOP_GRACE_S)
     finally:
         await inbox.close()
         if mail is not None:

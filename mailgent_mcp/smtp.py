@@ -71,19 +71,28 @@ class CacheHandler:
         return "250 Message accepted for delivery"
 
 
+def lease_name(listen: Listen) -> str:
+    """The lease of an SMTP inbox address in vault.db: one server process of the folder listens there."""
+    return f"smtp {listen.host}:{listen.port}"
+
+
 class SmtpInbox:
     """The running receiver. `await SmtpInbox.start(inbox, listen)`; `await close()`."""
 
-    def __init__(self, server: asyncio.AbstractServer, parser: Parser, listen: Listen) -> None:
+    def __init__(self, server: asyncio.AbstractServer, parser: Parser, listen: Listen, *, owns_parser: bool) -> None:
         self._server = server
         self._parser = parser
+        self._owns_parser = owns_parser
         self.listen = listen
 
     @classmethod
     async def start(cls, inbox: Inbox, listen: Listen, *, parser: Parser | None = None) -> SmtpInbox:
-        """Listen on listen.host:listen.port (0: any free port) and cache what arrives."""
+        """Listen on listen.host:listen.port (0: any free port) and cache what arrives.
+
+        A parser given is shared (the caller closes it); without one, the receiver has its own.
+        """
+        own = parser is None
         parser = parser or Parser()
-        await parser.parse(b"Subject: warm-up\r\n\r\n")  # start a worker now, not on the first mail
         handler = CacheHandler(inbox, parser)
         loop = asyncio.get_running_loop()
         try:
@@ -92,17 +101,20 @@ class SmtpInbox:
                              ident="mailgent-mcp SMTP inbox"),
                 listen.host, listen.port)
         except OSError as exc:
-            parser.close()
+            if own:
+                parser.close()
             raise ConfigError(
                 f"The SMTP inbox cannot listen on {listen.host}:{listen.port} ({exc.strerror}); "
                 f"choose another port with {ENV_SMTP_LISTEN}."
             ) from None
+        parser.start()  # its workers start now, not on the first mail
         port = server.sockets[0].getsockname()[1]
         log.warning("SMTP inbox listening on %s:%d", listen.host, port)
-        return cls(server, parser, Listen(listen.host, port))
+        return cls(server, parser, Listen(listen.host, port), owns_parser=own)
 
     async def close(self) -> None:
-        """Stop listening and stop the parser workers."""
+        """Stop listening, and stop the parser workers if they are the receiver's own."""
         self._server.close()
         await self._server.wait_closed()
-        self._parser.close()
+        if self._owns_parser:
+            self._parser.close()
