@@ -6,8 +6,6 @@ first ("password1", a name and a year) falls to a short dictionary run whatever 
 
 from __future__ import annotations
 
-from zxcvbn import zxcvbn
-
 from mailgent_mcp.errors import InvalidInput
 
 MIN_SCORE = 3  # zxcvbn's scale of 0-4; 3: "safely unguessable" against an offline attack on a slow hash
@@ -18,6 +16,8 @@ def check_passphrase(passphrase: str) -> None:
     """Raise InvalidInput unless passphrase is non-empty and strong enough; the text never quotes it."""
     if not passphrase or not passphrase.strip():
         raise InvalidInput("The passphrase is empty; choose four or more random words.")
+    from zxcvbn import zxcvbn  # its word lists take a while to load: only when a passphrase is chosen
+
     result = zxcvbn(passphrase[:SCORED_CHARS])
     if int(result["score"]) >= MIN_SCORE:
         return
