@@ -99,18 +99,18 @@ async def _agent(server: StdioServerParameters, errlog: TextIO, url: str, smtp_p
 
 async def _stay_up(out: TextIO, folder: Path, url: str, smtp_port: int) -> None:
     """Keep the service running until Ctrl-C (or SIGTERM), saying how to reach it."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # before saying so: a Ctrl-C right after must find them
+        loop.add_signal_handler(signum, stop.set)
     out.write(
         f"\nThe sample service stays up at {url}; the data folder is {folder}.\n"
         "Try the tools from your own MCP client with this server command (its SMTP inbox gets the service's mail):\n"
         f"  MAILGENT_HOME={folder} MAILGENT_SMTP_LISTEN={HOST}:{smtp_port} mailgent-mcp serve\n"
         "Press Ctrl-C to stop.\n")
     out.flush()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    import signal
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     try:
         await stop.wait()
     finally:
