@@ -32,15 +32,27 @@ from urllib.parse import unquote, urlsplit
 
 import tomlkit
 
-from mailgent_mcp.config import CONFIG_FILE, ensure_home, load_config
+from mailgent_mcp import imap
+from mailgent_mcp.config import (
+    CONFIG_FILE,
+    FIRST_SYNC_DAYS_MAX,
+    FIRST_SYNC_MAX,
+    config_table,
+    config_value,
+    ensure_home,
+    load_config,
+)
 from mailgent_mcp.errors import ConfigError, InvalidInput
 from mailgent_mcp.imap import ImapAccount, Security
+from mailgent_mcp.inbox import LOCAL_ACCOUNT
 
 ENV_IMAP_URL = "MAILGENT_IMAP_URL"
 ENV_IMAP_PASSWORD = "MAILGENT_IMAP_PASSWORD"
 ENV_IMAP_CA = "MAILGENT_IMAP_CA"
-ENV_ACCOUNT = "env"
+ENV_ACCOUNT = imap.ENV_ACCOUNT
 ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+# Names with a meaning of their own: an account by either name would mix its mail with theirs.
+RESERVED_NAMES = {ENV_ACCOUNT: f"the account of {ENV_IMAP_URL}", LOCAL_ACCOUNT: "the SMTP inbox"}
 SCHEMES: dict[str, tuple[Security, int]] = {"imaps": ("tls", 993), "imap+starttls": ("starttls", 143),
                                             "imap": ("plain", 143)}
 TRUST_KEY = "trusted_authserv_ids"
@@ -92,6 +104,9 @@ def _trusted_ids(name: str, table: Mapping[str, Any]) -> tuple[str, ...]:
             "lists the ones its cached mail carries."
         ) from None
 
+SECURITIES = ("tls", "starttls", "plain")
+MAX_PORT = 65535
+
 
 def password_entry(name: str) -> str:
     """The vault entry holding an account's password."""
@@ -99,56 +114,64 @@ def password_entry(name: str) -> str:
 
 
 def check_name(name: str) -> str:
-    """An account name: 1-64 letters, digits, '.', '_' or '-'."""
-    if not ACCOUNT_NAME.match(name) or name == ENV_ACCOUNT:
-        raise InvalidInput(f"Account names are 1-64 letters, digits, '.', '_' or '-' (and not {ENV_ACCOUNT!r}).")
+    """An account name: 1-64 letters, digits, '.', '_' or '-', and not one of the reserved names."""
+    if not ACCOUNT_NAME.match(name):
+        raise InvalidInput("Account names are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.")
+    if name in RESERVED_NAMES:
+        raise InvalidInput(f"The account name {name!r} is reserved for {RESERVED_NAMES[name]}; choose another name.")
     return name
 
 
 def account_from_table(name: str, table: Mapping[str, Any]) -> ImapAccount:
-    """An ImapAccount from a config.toml table, every field checked."""
+    """An ImapAccount from a config.toml table, every key checked for its type and range."""
+    where = f"accounts.{name}"
+    host = config_value(table, "host", str, where, '"imap.example.com"')
+    username = config_value(table, "username", str, where, '"agent@example.com"')
+    if not host or not username:
+        raise ConfigError(f"[{where}] in config.toml needs host and username (strings); run `mailgent-mcp inbox "
+                          f"add {name} ...` to write it.")
+    security = config_value(table, "security", str, where, '"tls", "starttls" or "plain"') or "tls"
+    if security not in SECURITIES:
+        raise ConfigError(f"security in config.toml's [{where}] table must be \"tls\", \"starttls\" or \"plain\".")
+    port = _ranged(table, "port", where, 1, MAX_PORT) or (993 if security == "tls" else 143)
+    mailboxes = config_value(table, "mailboxes", list, where, '["INBOX"]')
+    if mailboxes is not None and (not mailboxes or not all(isinstance(m, str) and m for m in mailboxes)):
+        raise ConfigError(f"mailboxes in config.toml's [{where}] table must be an array of mailbox names, "
+                          'e.g. ["INBOX"].')
+    days = _ranged(table, "first_sync_days", where, 1, FIRST_SYNC_DAYS_MAX)
     trusted = _trusted_ids(name, table)
-    try:
-        security = str(table.get("security", "tls"))
-        if security not in ("tls", "starttls", "plain"):
-            raise ValueError("security")
-        mailboxes = tuple(str(m) for m in table.get("mailboxes", ["INBOX"]))
-        port = int(table.get("port", 993 if security == "tls" else 143))
-        if not mailboxes or not 1 <= port <= 65535:
-            raise ValueError("port or mailboxes")
-        return ImapAccount(
-            name=name, host=str(table["host"]), port=port, username=str(table["username"]),
-            security=security,  # type: ignore[arg-type]
-            mailboxes=mailboxes, ca_file=str(table["ca_file"]) if table.get("ca_file") else None,
-            insecure_skip_verify=bool(table.get("insecure_skip_verify", False)),
-            first_sync_count=_positive(table.get("first_sync_count", 200), "first_sync_count"),
-            first_sync_days=_positive(table["first_sync_days"], "first_sync_days") if "first_sync_days" in table
-            else None, trusted_authserv_ids=trusted,
-        )
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"Account {name!r} in config.toml is incomplete or wrong ({exc}); it needs host, username and "
-            "security (tls, starttls or plain); run `mailgent-mcp inbox add` to write it."
-        ) from None
+    return ImapAccount(
+        name=name, host=host, port=port, username=username, security=security,  # type: ignore[arg-type]
+        mailboxes=tuple(mailboxes or ["INBOX"]),
+        ca_file=config_value(table, "ca_file", str, where, "a PEM file's path") or None,
+        insecure_skip_verify=config_value(table, "insecure_skip_verify", bool, where) or False,
+        first_sync_count=_ranged(table, "first_sync_count", where, 1, FIRST_SYNC_MAX) or 200, first_sync_days=days,
+        trusted_authserv_ids=trusted)
 
 
-def _positive(value: object, field: str) -> int:
-    number: int = int(value)  # type: ignore[call-overload]
-    if number < 1 or isinstance(value, bool):
-        raise ValueError(f"{field} must be 1 or more")
-    return number
+def _ranged(table: Mapping[str, Any], key: str, where: str, low: int, high: int) -> int | None:
+    """An integer key from low to high (None when absent)."""
+    value = config_value(table, key, int, where)
+    if value is None:
+        return None
+    if not low <= value <= high:
+        raise ConfigError(f"{key} in config.toml's [{where}] table must be from {low} to {high}.")
+    return value
 
 
 def account_from_url(url: str, environ: Mapping[str, str]) -> ImapAccount:
     """The environment's single account from MAILGENT_IMAP_URL."""
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() not in SCHEMES or not parts.hostname or not parts.username:
-        raise ConfigError(
-            f"{ENV_IMAP_URL} must look like imaps://user@host:993/INBOX (or imap+starttls://, imap://)."
-        )
+    usage = f"{ENV_IMAP_URL} must look like imaps://user@host:993/INBOX (or imap+starttls://, imap://)"
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:  # a port that is not a number from 0 to 65535, or a broken [IPv6] host
+        raise ConfigError(f"{usage}: check its host and that its port is a number from 1 to {MAX_PORT}.") from None
+    if parts.scheme.lower() not in SCHEMES or not parts.hostname or not parts.username or port == 0:
+        raise ConfigError(f"{usage}.")
     security, default_port = SCHEMES[parts.scheme.lower()]
     mailbox = unquote(parts.path.lstrip("/")) or "INBOX"
-    return ImapAccount(name=ENV_ACCOUNT, host=parts.hostname, port=parts.port or default_port,
+    return ImapAccount(name=ENV_ACCOUNT, host=parts.hostname, port=port or default_port,
                        username=unquote(parts.username), security=security, mailboxes=(mailbox,),
                        ca_file=environ.get(ENV_IMAP_CA) or None,
                        trusted_authserv_ids=default_authserv_ids(parts.hostname))
@@ -156,8 +179,14 @@ def account_from_url(url: str, environ: Mapping[str, str]) -> ImapAccount:
 
 def load_accounts(home: Path, environ: Mapping[str, str]) -> list[ImapAccount]:
     """Accounts from config.toml, plus the environment's one when MAILGENT_IMAP_URL is set."""
-    tables = load_config(home).get("accounts", {})
-    accounts = [account_from_table(name, table) for name, table in tables.items()]
+    tables = config_table(load_config(home), "accounts")
+    accounts = []
+    for name in tables:
+        try:
+            check_name(name)
+        except InvalidInput as exc:
+            raise ConfigError(f"Account {name[:64]!r} in config.toml ([accounts.NAME]): {exc}") from None
+        accounts.append(account_from_table(name, config_table(tables, name, "accounts")))
     if environ.get(ENV_IMAP_URL):
         accounts.append(account_from_url(environ[ENV_IMAP_URL], environ))
     return accounts

@@ -293,6 +293,37 @@ def cmd_token(args: argparse.Namespace, out: TextIO) -> int:
 
 # -- plumbing -----------------------------------------------------------------------------
 
+# Flags by argparse dest, where the dest is not the flag's own spelling.
+FLAG_OF = {"sender": "--from", "name": "NAME", "prefix": "PREFIX", "n": "-n"}
+
+
+def whole(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from low to high (argparse then exits 2 naming the option)."""
+
+    def parse(text: str) -> int:
+        try:
+            value: int | None = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def check_text_arguments(args: argparse.Namespace) -> None:
+    """Refuse an argument that is not UTF-8: argv holds it as surrogates, which no file or database can store."""
+    for dest, value in vars(args).items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    flag = FLAG_OF.get(dest, "--" + dest.replace("_", "-"))
+                    raise InvalidInput(f"{flag} is not valid UTF-8 text; pass it in UTF-8 (check the terminal's "
+                                       "locale).") from None
+
 Handler = Callable[[Vault, argparse.Namespace, TextIO, SecretReader], Coroutine[Any, Any, int]]
 
 
@@ -392,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--transport", choices=["stdio", "http", "sse"], default="stdio",
                        help="stdio (default), http (streamable HTTP at /mcp) or sse (at /sse, for older clients)")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    serve.add_argument("--port", type=whole(1, 65535), default=8765, help="HTTP port (default 8765)")
     serve.add_argument("--tool-names", choices=["underscore", "dotted"],
                        help="vault_get (default) or vault.get; also MAILGENT_TOOL_NAMES")
     serve.add_argument("--allow-remote", action="store_true",
@@ -417,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = groups.add_parser("audit", help="the vault's audit log").add_subparsers(dest="cmd", required=True)
     tail = audit.add_parser("tail", help="show the newest audit rows")
-    tail.add_argument("-n", type=int, default=20)
+    tail.add_argument("-n", type=whole(1, 1_000_000), default=20, help="how many rows (default 20)")
     tail.add_argument("--json", action="store_true")
     tail.set_defaults(handler=cmd_audit_tail)
     verify = audit.add_parser("verify", help="check the audit hash chain and every entry against it")
@@ -430,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    check_text_arguments(args)
     if args.group == "demo":
         from mailgent_mcp.demo import run_demo  # imports the MCP SDK: only for the demo
 

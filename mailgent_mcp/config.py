@@ -9,7 +9,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import platformdirs
 
@@ -24,6 +24,10 @@ ENV_MASTER_KEY = "MAILGENT_MASTER_KEY"
 ENV_PASSPHRASE = "MAILGENT_PASSPHRASE"
 ENV_DEFAULT_ENTRY = "MAILGENT_DEFAULT_ENTRY"
 ENV_TOOL_NAMES = "MAILGENT_TOOL_NAMES"
+
+# Bounds of an IMAP account's first sync (--first-sync, --first-sync-days and their config.toml keys).
+FIRST_SYNC_MAX = 1_000_000  # messages
+FIRST_SYNC_DAYS_MAX = 36_500
 
 VAULT_DB = "vault.db"
 MASTER_KEY_FILE = "master.key"
@@ -87,14 +91,51 @@ def load_config(home: Path) -> dict[str, Any]:
 def load_settings(home: Path, environ: Mapping[str, str], *, tool_names: str | None = None) -> Settings:
     """Settings from (in order) the arguments, the environment and config.toml."""
     config = load_config(home)
-    vault_section = config.get("vault", {})
-    server_section = config.get("server", {})
-    default_entry = environ.get(ENV_DEFAULT_ENTRY) or vault_section.get("default_entry") or None
-    names = tool_names or environ.get(ENV_TOOL_NAMES) or server_section.get("tool_names") or "underscore"
+    vault, server = config_table(config, "vault"), config_table(config, "server")
+    default_entry = environ.get(ENV_DEFAULT_ENTRY) or config_value(vault, "default_entry", str, "vault",
+                                                                   '"github"') or None
+    names = (tool_names or environ.get(ENV_TOOL_NAMES)
+             or config_value(server, "tool_names", str, "server", '"underscore" or "dotted"') or "underscore")
     if names not in ("underscore", "dotted"):
-        raise ConfigError(
-            f"Tool names must be 'underscore' or 'dotted' (from --tool-names, {ENV_TOOL_NAMES} or config.toml)."
-        )
-    if default_entry is not None and not isinstance(default_entry, str):
-        raise ConfigError("default_entry in config.toml must be a string.")
+        raise ConfigError(f"Tool names must be 'underscore' or 'dotted' (--tool-names, {ENV_TOOL_NAMES}, or "
+                          "tool_names in config.toml's [server] table).")
     return Settings(home=home, default_entry=default_entry, tool_names=names)  # type: ignore[arg-type]
+
+
+# What each TOML type is called in an error message (the type, never the value).
+TOML_TYPES: dict[type, str] = {str: "a string", bool: "true or false", int: "an integer", float: "a number",
+                               list: "an array", dict: "a table"}
+
+
+def toml_type(value: object) -> str:
+    """The TOML type of a parsed value, as words."""
+    for kind, words in TOML_TYPES.items():
+        if isinstance(value, kind):
+            return words
+    return "a date or time"
+
+
+def config_table(config: Mapping[str, Any], name: str, where: str = "") -> dict[str, Any]:
+    """config.toml's table `name` ({} when absent); a ConfigError naming it when it is not a table."""
+    value = config.get(name, {})
+    if not isinstance(value, dict):
+        shown = f"{where}.{name}" if where else name
+        raise ConfigError(f"{shown} in config.toml must be a table ([{shown}]), not {toml_type(value)}; "
+                          "fix or remove it.")
+    return value
+
+
+T = TypeVar("T")
+
+
+def config_value(table: Mapping[str, Any], key: str, kind: type[T], where: str, example: str = "") -> T | None:
+    """table[key] when it is of `kind` (None when absent); a ConfigError naming key, table and type otherwise."""
+    value = table.get(key)
+    if value is None:
+        return None
+    # bool is a subclass of int in Python, but `port = true` is not a port.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        such = f" such as {example}" if example else ""
+        raise ConfigError(f"{key} in config.toml's [{where}] table must be {TOML_TYPES[kind]}{such}, not "
+                          f"{toml_type(value)}; fix or remove it.")
+    return value

@@ -10,6 +10,10 @@ a message twice. A UIDVALIDITY change rebinds cached messages by Message-ID inst
 caching them again. Read state goes both ways: each sync first stores on the server the \\Seen
 changes queued in the cache, then mirrors the server's \\Seen into it (with CONDSTORE,
 only what changed since the last sync); a flag change announced in IDLE starts a sync.
+
+This is also the one boundary for failures of the network, TLS and imapclient: each becomes
+an ImapError whose text names the account, the host and the fix (an option or config key),
+never the library's own message.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import asyncio
 import collections
 import contextlib
 import datetime
+import errno
 import logging
 import random
 import socket
@@ -47,10 +52,42 @@ EXTRACT_INLINE = 50  # a first sync extracts its newest this many at once, the r
 IDLE_TICK = 0.5  # seconds between checks of the stop flag while in IDLE
 
 
-class ImapLoginFailed(MailgentError):
+ENV_ACCOUNT = "env"  # the account of MAILGENT_IMAP_URL (accounts.py)
+GREETING_S = 10.0  # a server greets at once: longer means it waits for something else, such as a TLS hello
+SCHEME_OF: dict[str, str] = {"tls": "imaps://", "starttls": "imap+starttls://", "plain": "imap://"}
+# OpenSSL's reasons when a TLS client hears plain text (an IMAP greeting) instead of a server hello.
+PLAIN_TEXT_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL", "HTTP_REQUEST",
+                      "PACKET_LENGTH_TOO_LONG")
+X509_HOSTNAME_MISMATCH = 62
+X509_CERT_EXPIRED = 10
+X509_CERT_NOT_YET_VALID = 9
+# What the network and imapclient raise for a connection that fails or breaks (ssl.SSLError,
+# socket.timeout and ConnectionError are OSErrors; UnicodeError is an unencodable host name).
+CONNECTION_FAULTS = (OSError, imapclient.exceptions.IMAPClientError, EOFError, UnicodeError)
+
+
+class ImapError(ConfigError):
+    """An IMAP server could not be used with an account's settings; the text names the fix.
+
+    Exit 7 from `inbox sync` (the account's settings or password need fixing); `inbox add`
+    reports it as bad input (exit 2); the poller shows it as the account's last_error.
+    """
+
+    retry_soon = False  # the poller retries after its backoff; otherwise after Timing.login_retry
+
+
+class ImapLoginFailed(ImapError):
     """The server refused the username or password."""
 
-    exit_code = 3
+
+class ImapMailboxMissing(ImapError):
+    """A configured mailbox does not exist on the server (or cannot be opened)."""
+
+
+class ImapUnreachable(ImapError):
+    """No session: refused, unresolvable, the wrong TLS mode, an untrusted certificate, a timeout, a lost link."""
+
+    retry_soon = True
 
 
 @dataclass(frozen=True)
@@ -111,7 +148,78 @@ def ssl_context(account: ImapAccount) -> ssl.SSLContext:
     try:
         return ssl.create_default_context(cafile=account.ca_file)
     except (OSError, ssl.SSLError):
-        raise ConfigError(f"Cannot load the CA file {account.ca_file!r} for account {account.name!r}.") from None
+        raise ImapError(f"Cannot load the CA file {account.ca_file!r} for account {account.name!r}: give a readable "
+                        f"PEM file with {_fix(account, 'ca')}.") from None
+
+
+def _fix(account: ImapAccount, what: str, value: str = "") -> str:
+    """Where the user changes `what` for this account: the option and config key, or MAILGENT_IMAP_*."""
+    if account.name == ENV_ACCOUNT:
+        return {"security": f"the {SCHEME_OF.get(value, '')} scheme in MAILGENT_IMAP_URL",
+                "ca": "MAILGENT_IMAP_CA", "address": "the host and port in MAILGENT_IMAP_URL",
+                "mailbox": "the mailbox in MAILGENT_IMAP_URL",
+                "password": "MAILGENT_IMAP_PASSWORD (for Gmail or Fastmail, an app password)"}[what]
+    return {"security": f'--security {value} (security = "{value}" in config.toml)',
+            "ca": "--ca FILE (ca_file in config.toml)", "address": "--host and --port (host, port in config.toml)",
+            "mailbox": "--mailbox (mailboxes in config.toml)",
+            "password": ("the password (for Gmail or Fastmail, an app password); "
+                         f"`mailgent-mcp inbox add {account.name} ...` stores a new one")}[what]
+
+
+def connect_error(account: ImapAccount, exc: BaseException, greeting: float | None) -> ImapError:
+    """A failure to set up a session, as an error naming the fix; never the library's own text.
+
+    greeting: the seconds the server had to greet, or None once it has greeted.
+    """
+    where = f"{account.host}:{account.port}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ImapUnreachable(_certificate_problem(account, exc.verify_code))
+    if isinstance(exc, ssl.SSLError):
+        if account.security == "tls" and exc.reason in PLAIN_TEXT_REASONS:
+            return ImapUnreachable(
+                f"{where} answered in plain text, not TLS (account {account.name!r}): use "
+                f"{_fix(account, 'security', 'starttls')}, or the IMAPS port (993) with TLS.")
+        return ImapUnreachable(f"The TLS handshake with {where} failed ({exc.reason or 'no reason given'}; account "
+                               f"{account.name!r}): check {_fix(account, 'security', account.security)} and "
+                               f"{_fix(account, 'address')}.")
+    if isinstance(exc, socket.gaierror | UnicodeError):
+        return ImapUnreachable(f"Cannot resolve the host name {account.host!r} (account {account.name!r}): check "
+                               f"{_fix(account, 'address')}.")
+    if isinstance(exc, ConnectionRefusedError):
+        return ImapUnreachable(f"Connection refused on {where} (account {account.name!r}): check "
+                               f"{_fix(account, 'address')}, and that the server is running.")
+    if isinstance(exc, TimeoutError) and greeting is not None:
+        other = "starttls" if account.security == "tls" else "tls"
+        return ImapUnreachable(
+            f"{where} did not greet within {greeting:g} s (account {account.name!r}): if it expects "
+            f"{'plain text first' if other == 'starttls' else 'TLS from the start (IMAPS, port 993)'}, use "
+            f"{_fix(account, 'security', other)}; else check {_fix(account, 'address')}.")
+    if isinstance(exc, imapclient.exceptions.CapabilityError):
+        return ImapUnreachable(f"{where} does not offer STARTTLS (account {account.name!r}): use "
+                               f"{_fix(account, 'security', 'tls')} with the IMAPS port (993).")
+    return connection_lost(account, exc)
+
+
+def _certificate_problem(account: ImapAccount, code: int) -> str:
+    where = f"{account.host}:{account.port}"
+    if code == X509_HOSTNAME_MISMATCH:
+        return (f"The certificate of {where} is not for the name {account.host!r} (account {account.name!r}): "
+                f"connect by a name it was issued for, with {_fix(account, 'address')}.")
+    if code in (X509_CERT_EXPIRED, X509_CERT_NOT_YET_VALID):
+        return (f"The certificate of {where} has expired or is not valid yet (account {account.name!r}): the "
+                "server must renew it, or check this machine's clock.")
+    return (f"The certificate of {where} is not trusted (account {account.name!r}): for a private CA, give its "
+            f"file with {_fix(account, 'ca')}.")
+
+
+def connection_lost(account: ImapAccount, exc: BaseException) -> ImapUnreachable:
+    """A connection that failed or broke after it was set up (or spoke no IMAP); retried by the poller."""
+    name = errno.errorcode.get(exc.errno or 0, "") if isinstance(exc, OSError) else ""
+    reason = f" ({name})" if name else ""
+    return ImapUnreachable(
+        f"The connection to {account.host}:{account.port} failed or was lost{reason} (account {account.name!r}): "
+        f"check {_fix(account, 'address')} and {_fix(account, 'security', account.security)}, and that the "
+        "server is up.")
 
 
 class ImapSession:
@@ -120,18 +228,31 @@ class ImapSession:
     def __init__(self, account: ImapAccount, password: str, timeout: float) -> None:
         self.account = account
         context = ssl_context(account) if account.security != "plain" else None
-        client = imapclient.IMAPClient(account.host, port=account.port, ssl=account.security == "tls",
-                                       ssl_context=context, timeout=timeout)
+        # The connect timeout covers the TCP connect, a TLS handshake and the greeting.
+        greeting = min(timeout, GREETING_S)
+        try:
+            client = imapclient.IMAPClient(account.host, port=account.port, ssl=account.security == "tls",
+                                           ssl_context=context,
+                                           timeout=imapclient.SocketTimeout(connect=greeting, read=timeout))
+        except CONNECTION_FAULTS as exc:
+            raise connect_error(account, exc, greeting) from exc
         try:
             if account.security == "starttls":
                 client.starttls(context)
-            client.login(account.username, password)
+            _login(client, account.username, password)
         except imapclient.exceptions.LoginError:
             _quietly(client.logout)
             raise ImapLoginFailed(
                 f"The IMAP server {account.host} refused the login of {account.username!r} (account "
-                f"{account.name!r}): check the password (for Gmail or Fastmail, an app password)."
+                f"{account.name!r}): check {_fix(account, 'password')}."
             ) from None
+        except UnicodeError:  # PLAIN sends any UTF-8: only text from a non-UTF-8 terminal gets here
+            _quietly(client.shutdown)
+            raise ImapLoginFailed(f"The username or password of account {account.name!r} is not valid UTF-8 text: "
+                                  f"give it in UTF-8; check {_fix(account, 'password')}.") from None
+        except CONNECTION_FAULTS as exc:
+            _quietly(client.shutdown)
+            raise connect_error(account, exc, None) from exc
         except BaseException:
             _quietly(client.shutdown)
             raise
@@ -151,7 +272,14 @@ class ImapSession:
 
     def select(self, mailbox: str) -> tuple[int, int]:
         """Select a mailbox (read-write, to store \\Seen; bodies are fetched with PEEK); (UIDVALIDITY, EXISTS)."""
-        info = self.client.select_folder(mailbox)
+        try:
+            info = self.client.select_folder(mailbox)
+        except imapclient.exceptions.IMAPClientAbortError:
+            raise  # the connection, not the mailbox
+        except imapclient.exceptions.IMAPClientError:
+            raise ImapMailboxMissing(
+                f"The IMAP server {self.account.host} has no mailbox {mailbox[:100]!r} for account "
+                f"{self.account.name!r} (or refused to open it): fix {_fix(self.account, 'mailbox')}.") from None
         self._take_announcements()  # the SELECT's own EXISTS is not news
         modseq = info.get(b"HIGHESTMODSEQ")
         self.highest_modseq = int(modseq) if self.condstore and modseq is not None else None
@@ -256,6 +384,15 @@ class ImapSession:
         _quietly(self.client.shutdown)
 
 
+def _login(client: imapclient.IMAPClient, username: str, password: str) -> None:
+    """LOGIN, or AUTHENTICATE PLAIN when the username or password is not ASCII."""
+    # imaplib sends LOGIN's arguments as ASCII; PLAIN's as UTF-8 (RFC 4616).
+    if username.isascii() and password.isascii():
+        client.login(username, password)
+    else:
+        client.plain_login(username, password)
+
+
 def _quietly(call: Callable[[], object]) -> None:
     try:
         call()
@@ -307,8 +444,11 @@ class ImapSync:
         self._parser.start()  # its workers start while we log in
         session = await self.connect()
         added = 0
-        for mailbox in self.account.mailboxes:
-            added += await self._sync_mailbox(session, mailbox, progress)
+        try:
+            for mailbox in self.account.mailboxes:
+                added += await self._sync_mailbox(session, mailbox, progress)
+        except CONNECTION_FAULTS as exc:
+            raise connection_lost(self.account, exc) from exc
         self.status.last_sync = time.time()
         self.status.messages_added += added
         return added
@@ -499,12 +639,12 @@ class ImapSync:
                 await self._wait_for_mail(stop, wake)
             except asyncio.CancelledError:
                 raise
-            except ImapLoginFailed as exc:
-                await self._fault(str(exc))
-                await _sleep_or_stop(stop, self.timing.login_retry)
-            except (OSError, ssl.SSLError, socket.timeout, imapclient.exceptions.IMAPClientError,
-                    ConnectionError, EOFError) as exc:
-                await self._fault(f"{type(exc).__name__}: connection to {self.account.host} lost or refused")
+            except (ImapError, *CONNECTION_FAULTS) as exc:
+                error = exc if isinstance(exc, ImapError) else connection_lost(self.account, exc)
+                await self._fault(str(error))
+                if not error.retry_soon:  # a refused password or a missing mailbox: not in a tight loop
+                    await _sleep_or_stop(stop, self.timing.login_retry)
+                    continue
                 await _sleep_or_stop(stop, delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not secrets
                 delay = min(delay * 2, self.timing.backoff_max)
 

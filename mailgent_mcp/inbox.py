@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mailgent_mcp.config import VAULT_DB, ensure_home
+from mailgent_mcp.config import VAULT_DB, config_table, ensure_home
 from mailgent_mcp.errors import ConfigError, InvalidInput
 from mailgent_mcp.parse import ParsedMessage
 from mailgent_mcp.store import Database, MessageQuery, Store
@@ -459,7 +460,7 @@ def retention(config: Mapping[str, Any], environ: Mapping[str, str]) -> float | 
     MAILGENT_RETENTION, else `retention` in config.toml's [inbox] table, else 30 days;
     "off" (or "never", "0") keeps mail until `mailgent-mcp inbox purge`.
     """
-    value = environ.get(ENV_RETENTION) or config.get("inbox", {}).get("retention") or DEFAULT_RETENTION
+    value = environ.get(ENV_RETENTION) or config_table(config, "inbox").get("retention") or DEFAULT_RETENTION
     if not isinstance(value, str):
         raise ConfigError("retention in config.toml's [inbox] table must be a string such as \"30d\" or \"off\".")
     if value.strip().lower() in ("off", "never", "0"):
@@ -488,12 +489,13 @@ def parse_since(text: str, now: float) -> float:
 
 
 def parse_age(text: str) -> float:
-    """'7d', '12h', '30m', '45s' or plain seconds, as seconds."""
+    """'7d', '12h', '30m', '45s' or plain seconds, as seconds: finite and not negative."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     value = text.strip().lower()
     try:
-        if value and value[-1] in units:
-            return float(value[:-1]) * units[value[-1]]
-        return float(value)
+        seconds = float(value[:-1]) * units[value[-1]] if value and value[-1] in units else float(value)
     except ValueError:
-        raise InvalidInput(f"{text[:20]!r} is not an age; use e.g. 7d, 12h, 30m or 45s.") from None
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:  # also refuses nan
+        raise InvalidInput(f"{text[:20]!r} is not an age; use e.g. 7d, 12h, 30m or 45s.")
+    return seconds

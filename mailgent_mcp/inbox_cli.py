@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from mailgent_mcp.config import default_home, ensure_home
+from mailgent_mcp.cli import whole
+from mailgent_mcp.config import FIRST_SYNC_DAYS_MAX, FIRST_SYNC_MAX, default_home, ensure_home
 from mailgent_mcp.errors import EntryNotFound, InvalidInput
 from mailgent_mcp.models import iso
 
@@ -30,15 +31,16 @@ def add_parsers(groups: Any) -> None:
     add = inbox.add_parser("add", help="add an IMAP account (password from a prompt or stdin)")
     add.add_argument("name")
     add.add_argument("--host", required=True)
-    add.add_argument("--port", type=int, help="default 993 for tls, 143 otherwise")
+    add.add_argument("--port", type=whole(1, 65535), help="default 993 for tls, 143 otherwise")
     add.add_argument("--security", choices=["tls", "starttls", "plain"], default="tls")
     add.add_argument("--username", required=True)
     add.add_argument("--mailbox", action="append", help="mailbox to sync (repeat; default INBOX)")
     add.add_argument("--ca", metavar="FILE", help="CA certificate file for a private CA")
     add.add_argument("--insecure-skip-verify", action="store_true",
                      help="do not verify the server's certificate (only for a test server you control)")
-    add.add_argument("--first-sync", type=int, default=200, metavar="N", help="newest N messages on the first sync")
-    add.add_argument("--first-sync-days", type=int, metavar="DAYS",
+    add.add_argument("--first-sync", type=whole(1, FIRST_SYNC_MAX), default=200, metavar="N",
+                     help="newest N messages on the first sync")
+    add.add_argument("--first-sync-days", type=whole(1, FIRST_SYNC_DAYS_MAX), metavar="DAYS",
                      help="on the first sync, only messages of the last DAYS days (and at most N)")
     add.add_argument("--trust-authserv", action="append", metavar="ID",
                      help="the authserv-id of the account's receiving server, whose Authentication-Results "
@@ -89,7 +91,7 @@ def add_parsers(groups: Any) -> None:
     reindex = inbox.add_parser("reindex", help="re-run code, link and text extraction on cached mail")
     reindex.add_argument("--all", action="store_true",
                          help="every message (default: those extracted by an older version, or never)")
-    reindex.add_argument("--batch", type=int, default=200, help="messages per committed batch")
+    reindex.add_argument("--batch", type=whole(1, 10_000), default=200, help="messages per committed batch")
     reindex.set_defaults(handler=cmd_reindex)
 
     purge = inbox.add_parser("purge", help="delete cached messages older than an age (default: the retention)")
@@ -103,35 +105,50 @@ def _home(args: argparse.Namespace) -> Path:
 
 
 async def cmd_add(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
-    from mailgent_mcp.accounts import account_from_table, check_authserv_id, check_name, password_entry, save_account
-    from mailgent_mcp.imap import ImapSession
+    from mailgent_mcp.accounts import password_entry, save_account
+    from mailgent_mcp.imap import ImapError, ImapSession
     from mailgent_mcp.vault import Vault
 
     home = _home(args)
+    account = _account_of(args)
+    password = read_secret(f"IMAP password for {args.username}")
+    if not args.no_check:
+        try:
+            session = await asyncio.to_thread(ImapSession, account, password, 20.0)
+        except ImapError as exc:
+            raise InvalidInput(f"{exc} Nothing was saved.") from None  # the command's own options are wrong
+        await asyncio.to_thread(session.close)
+        out.write(f"Logged in to {account.host} as {account.username}.\n")
+    async with await Vault.open(home, environ=args.environ) as vault:
+        await vault.put(password_entry(account.name), {"username": account.username, "password": password}, "LOGIN")
+    save_account(home, account)
+    out.write(f"Account {account.name!r} added; its password is the vault entry {password_entry(account.name)!r}. "
+              "`mailgent-mcp inbox sync` fetches mail now; `mailgent-mcp serve` keeps it current.\n")
+    return 0
+
+
+def _account_of(args: argparse.Namespace) -> ImapAccount:
+    """The account `inbox add` describes, its options checked."""
+    from mailgent_mcp.accounts import account_from_table, check_authserv_id, check_name
+
     name = check_name(args.name)
-    table = {"host": args.host, "username": args.username, "security": args.security,
-             "mailboxes": args.mailbox or ["INBOX"], "first_sync_count": args.first_sync,
-             "insecure_skip_verify": args.insecure_skip_verify}
+    if not args.host.strip() or not args.username.strip() or not all(args.mailbox or ["INBOX"]):
+        raise InvalidInput("--host, --username and --mailbox must not be empty.")
+    table: dict[str, object] = {"host": args.host, "username": args.username, "security": args.security,
+                                "mailboxes": args.mailbox or ["INBOX"], "first_sync_count": args.first_sync,
+                                "insecure_skip_verify": args.insecure_skip_verify}
     if args.first_sync_days is not None:
         table["first_sync_days"] = args.first_sync_days
     if args.port:
         table["port"] = args.port
     if args.ca:
-        table["ca_file"] = str(Path(args.ca).expanduser().resolve())
+        ca = Path(args.ca).expanduser().resolve()
+        if not ca.is_file():
+            raise InvalidInput("--ca FILE: no such file; give the PEM file of the server's CA.")
+        table["ca_file"] = str(ca)
     if args.trust_authserv:
         table["trusted_authserv_ids"] = [check_authserv_id(value) for value in args.trust_authserv]
-    account = account_from_table(name, table)
-    password = read_secret(f"IMAP password for {args.username}")
-    if not args.no_check:
-        session = await asyncio.to_thread(ImapSession, account, password, 20.0)
-        await asyncio.to_thread(session.close)
-        out.write(f"Logged in to {account.host} as {account.username}.\n")
-    async with await Vault.open(home, environ=args.environ) as vault:
-        await vault.put(password_entry(name), {"username": account.username, "password": password}, "LOGIN")
-    save_account(home, account)
-    out.write(f"Account {name!r} added; its password is the vault entry {password_entry(name)!r}. "
-              "`mailgent-mcp inbox sync` fetches mail now; `mailgent-mcp serve` keeps it current.\n")
-    return 0
+    return account_from_table(name, table)
 
 
 async def cmd_list(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
@@ -237,12 +254,17 @@ def _since(text: str | None) -> float | None:
 async def cmd_read(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
     from mailgent_mcp.inbox import Inbox
     from mailgent_mcp.store import MessageQuery
+    from mailgent_mcp.vault import Vault
 
     query = MessageQuery(account=args.account, sender=args.sender, to=args.to, subject=args.subject,
                          text=args.query, since=_since(args.since),
                          seen=False if args.unread else True if args.read else None, label=args.label,
                          limit=args.limit)
-    async with await Inbox.open(_home(args)) as inbox:
+    home = _home(args)
+    # The cache is not encrypted, but mailgent-mcp shows it only to whoever can open the vault.
+    async with await Vault.open(home, environ=args.environ):
+        pass
+    async with await Inbox.open(home) as inbox:
         messages = await inbox.read(query)
         if args.mark_read and messages:
             await inbox.mark([m.id for m in messages], seen=True)
@@ -301,8 +323,6 @@ async def cmd_reindex(args: argparse.Namespace, out: TextIO, read_secret: Any) -
     from mailgent_mcp.inbox import Inbox
     from mailgent_mcp.parse import Parser
 
-    if args.batch < 1:
-        raise InvalidInput("--batch must be 1 or more.")
     err = sys.stderr
 
     def show(done: int, total: int) -> None:

@@ -41,6 +41,13 @@ WAIT_MAX_S = 300
 PROGRESS_EVERY_S = 5.0  # a progress notification this often while inbox_wait waits
 LOCAL_DOMAIN = "mailgent.localhost"  # the SMTP inbox accepts any address; this is the one it hands out
 TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_FILTER_CHARS = 1000  # a sender, subject or search far longer than any real one
+MAX_LABELS = 10
+MAX_LABEL_CHARS = 64  # as Inbox.mark takes them
+MAX_ID = 2**63 - 1  # SQLite's largest integer
+
+Filter = Annotated[str | None, Field(max_length=MAX_FILTER_CHARS)]
+Unlock = Callable[[], Awaitable[object]]
 
 
 class Code(BaseModel):
@@ -219,6 +226,8 @@ def label_filters(labels: Sequence[str]) -> tuple[bool | None, str | None]:
                 raise InvalidInput("labels cannot hold both 'unread' and 'read'; use 'all' for both.")
             seen = wanted
         elif label != "all":
+            if not 1 <= len(label) <= MAX_LABEL_CHARS or not label.isprintable():
+                raise InvalidInput(f"A local label is 1-{MAX_LABEL_CHARS} printable characters.")
             local.append(label)
     if len(local) > 1:
         raise InvalidInput("labels can hold one local label at a time (with 'unread', 'read' or 'all').")
@@ -322,25 +331,37 @@ def plus_address(username: str, tag: str) -> str | None:
     return f"{local.split('+', 1)[0]}+{tag}@{domain}"
 
 
-def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: Settings) -> None:
-    """Add the inbox tools to server under underscore or dotted names."""
+def check_filters(**filters: str | None) -> None:
+    """Refuse a filter holding NUL: no text a person searches for has one, and full-text search cannot take it."""
+    for name, value in filters.items():
+        if value is not None and "\x00" in value:
+            raise InvalidInput(f"{name} must be text without NUL characters.")
+
+
+def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: Settings, unlocked: Unlock) -> None:
+    """Add the inbox tools to server under underscore or dotted names.
+
+    `unlocked` raises VaultLocked unless the vault opens: the cache is not encrypted, so
+    the tools that show or change mail ask it first (cheap once the vault is open).
+    """
 
     def name_of(base: str) -> str:
         return TOOL_NAMES[base] if settings.tool_names == "dotted" else base
 
     async def inbox_read(
-        labels: Annotated[list[str], Field(description=(
+        labels: Annotated[list[str], Field(max_length=MAX_LABELS, description=(
             "'unread' (default), 'read', 'all', and/or one local label set with inbox_mark"))] = ["unread"],  # noqa: B006
         limit: Annotated[int, Field(ge=1, le=100, description="At most this many messages, newest first")] = 10,
-        sender: Annotated[str | None, Field(description="From this address, or this domain and its subdomains")]
+        sender: Annotated[Filter, Field(description=(
+            "From this address, or this domain and its subdomains (github.com or @github.com)"))]
         = None,
-        to: Annotated[str | None, Field(description="Sent to this address (e.g. one from inbox_address)")] = None,
-        subject: Annotated[str | None, Field(description="Subject contains this, any case")] = None,
-        query: Annotated[str | None, Field(description="Full-text words, all of them, in subject, sender or body")]
+        to: Annotated[Filter, Field(description="Sent to this address (e.g. one from inbox_address)")] = None,
+        subject: Annotated[Filter, Field(description="Subject contains this, any case")] = None,
+        query: Annotated[Filter, Field(description="Full-text words, all of them, in subject, sender or body")]
         = None,
-        since: Annotated[str | None, Field(description="Received since: an age such as '10m' or '2d', or ISO time")]
+        since: Annotated[Filter, Field(description="Received since: an age such as '10m' or '2d', or ISO time")]
         = None,
-        account: Annotated[str | None, Field(description="Only this account ('local' is the SMTP inbox)")] = None,
+        account: Annotated[Filter, Field(description="Only this account ('local' is the SMTP inbox)")] = None,
         mark_read: Annotated[bool, Field(description="Mark the returned messages read (also on the server)")]
         = False,
         fields: Annotated[Literal["full", "codes"], Field(description=(
@@ -350,6 +371,8 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
             from mailgent_mcp.inbox import parse_since
 
             seen, label = label_filters(labels)
+            check_filters(sender=sender, to=to, subject=subject, query=query, since=since, account=account)
+            await unlocked()
             inbox = await provider.get()
             found = await inbox.read(MessageQuery(
                 account=account, sender=sender, to=to, subject=subject, text=query,
@@ -361,18 +384,19 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
         return await guarded("inbox_read", call)
 
     async def inbox_wait(
-        sender: Annotated[str | None, Field(description="From this address, or this domain and its subdomains")]
+        sender: Annotated[Filter, Field(description=(
+            "From this address, or this domain and its subdomains (github.com or @github.com)"))]
         = None,
-        to: Annotated[str | None, Field(description="Sent to this address (e.g. one from inbox_address)")] = None,
-        subject: Annotated[str | None, Field(description="Subject contains this, any case")] = None,
-        contains: Annotated[str | None, Field(description="Full-text words the message must contain")] = None,
-        since: Annotated[str | None, Field(description=(
+        to: Annotated[Filter, Field(description="Sent to this address (e.g. one from inbox_address)")] = None,
+        subject: Annotated[Filter, Field(description="Subject contains this, any case")] = None,
+        contains: Annotated[Filter, Field(description="Full-text words the message must contain")] = None,
+        since: Annotated[Filter, Field(description=(
             "Count mail received since this age ('2m') or ISO time; default: the call's start. Pass the time you "
             "submitted the form when the mail may already have arrived."))] = None,
         timeout: Annotated[int, Field(ge=1, le=WAIT_MAX_S, description="Seconds to wait at most")] = WAIT_DEFAULT_S,
         require_code: Annotated[bool, Field(description="Only a message with a one-time code")] = False,
         require_link: Annotated[bool, Field(description="Only a message with a link (verification first)")] = False,
-        expected_domain: Annotated[str | None, Field(description=(
+        expected_domain: Annotated[Filter, Field(description=(
             "Only mail whose From domain is this (or under it) and for which something trusted vouched: the "
             "account's own receiving server (its Authentication-Results), or DKIM verified by this server"))] = None,
         unused_only: Annotated[bool, Field(description=(
@@ -385,9 +409,12 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
         async def call() -> WaitResult:
             from mailgent_mcp.inbox import parse_since
 
+            check_filters(sender=sender, to=to, subject=subject, contains=contains, since=since,
+                          expected_domain=expected_domain)
             now = time.time()
             query = MessageQuery(sender=sender, to=to, subject=subject, text=contains,
                                  since=parse_since(since, now) if since else now, limit=100)
+            await unlocked()
             inbox = await provider.get()
 
             async def progress(waited: float, total: float) -> None:
@@ -415,7 +442,8 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
         return await guarded("inbox_wait", call)
 
     async def inbox_mark(
-        ids: Annotated[list[int], Field(min_length=1, max_length=100, description="Message ids from inbox_read")],
+        ids: Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID)]], Field(
+            min_length=1, max_length=100, description="Message ids from inbox_read")],
         read: Annotated[bool | None, Field(description="true: read, false: unread (stored on the server too)")]
         = None,
         add_label: Annotated[str | None, Field(description="A local label to add, e.g. 'done'")] = None,
@@ -424,6 +452,7 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
         async def call() -> Marked:
             if read is None and add_label is None and remove_label is None:
                 raise InvalidInput("Nothing to do: pass read, add_label or remove_label.")
+            await unlocked()
             inbox = await provider.get()
             missing = sorted(set(ids) - await inbox.existing(ids))
             if missing:
@@ -447,7 +476,7 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
     async def inbox_address(
         tag: Annotated[str | None, Field(description=(
             "A word for this sign-up (letters, digits, . _ -); default: a random one"))] = None,
-        account: Annotated[str | None, Field(description="Which account; default: the first that can")] = None,
+        account: Annotated[Filter, Field(description="Which account; default: the first that can")] = None,
     ) -> Address:
         async def call() -> Address:
             chosen_tag = tag or secrets.token_hex(4)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import secrets
 import socket
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from mailgent_mcp.accounts import ENV_ACCOUNT, ENV_IMAP_PASSWORD, load_accounts, password_entry, trusted_by_account
 from mailgent_mcp.errors import ConfigError, MailgentError
-from mailgent_mcp.imap import ImapAccount, ImapSync, Timing
+from mailgent_mcp.imap import ImapAccount, ImapSync, SyncStatus, Timing
 from mailgent_mcp.config import load_config
 from mailgent_mcp.inbox import Inbox, retention
 from mailgent_mcp.parse import Parser
@@ -38,6 +39,7 @@ LEASE_TTL_S = 15.0
 PURGE_EVERY_S = 3600.0
 CATCH_UP_EVERY_S = 5.0  # how often the server looks for cached mail still to extract
 ENV_LEASE_TTL = "MAILGENT_LEASE_TTL"  # seconds; how soon another process takes over a dead poller's account
+LEASE_TTL_RANGE = (1.0, 3600.0)  # shorter renews the lease in a busy loop; longer leaves a dead poller's account idle
 
 PasswordLookup = Callable[[ImapAccount], Awaitable[str]]
 
@@ -50,7 +52,7 @@ class InboxService:
         self._home = home
         self._environ = dict(environ)
         self._passwords = passwords
-        self._lease_ttl = float(environ.get(ENV_LEASE_TTL) or lease_ttl)
+        self._lease_ttl = lease_ttl_from(environ, lease_ttl)
         self._timing = timing
         self._smtp_listen = smtp_listen or environ.get(ENV_SMTP_LISTEN) or None
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -195,7 +197,13 @@ class InboxService:
 
     async def _hold(self, inbox: Inbox, account: ImapAccount) -> None:
         log.info("polling account %s (holder %s)", account.name, self.holder)
-        password = await self._passwords(account)
+        try:
+            password = await self._passwords(account)
+        except MailgentError as exc:
+            # Shown as the account's last_error (inbox status, inbox_accounts), as a refused login is.
+            await inbox.report_poller(account.name, self.holder, self._lease_ttl,
+                                      asdict(SyncStatus(last_error=str(exc), errors=1)))
+            raise
         sync = ImapSync(account, password, inbox, self._parser, timing=self._timing)
         self.syncs[account.name] = sync
         halt = asyncio.Event()  # set on shutdown or when the lease is lost
@@ -218,6 +226,22 @@ class InboxService:
             self.syncs.pop(account.name, None)
 
 
+def lease_ttl_from(environ: Mapping[str, str], default: float) -> float:
+    """MAILGENT_LEASE_TTL in seconds (default when unset); a ConfigError when it is not a number in range."""
+    text = environ.get(ENV_LEASE_TTL)
+    if not text:
+        return default
+    low, high = LEASE_TTL_RANGE
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not low <= seconds <= high:  # also refuses nan
+        raise ConfigError(f"{ENV_LEASE_TTL} must be a number of seconds from {low:g} to {high:g} "
+                          f"(default {LEASE_TTL_S:g}).")
+    return seconds
+
+
 async def _wait(event: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
@@ -231,11 +255,11 @@ def env_or_vault_password(vault_get: Callable[[str], Awaitable[Mapping[str, str]
         if account.name == ENV_ACCOUNT:
             value = environ.get(ENV_IMAP_PASSWORD, "")
             if not value:
-                raise MailgentError(f"MAILGENT_IMAP_URL is set but {ENV_IMAP_PASSWORD} is not; set it too.")
+                raise ConfigError(f"MAILGENT_IMAP_URL is set but {ENV_IMAP_PASSWORD} is not; set it too.")
             return value
         data = await vault_get(password_entry(account.name))
         if not data.get("password"):
-            raise MailgentError(f"The vault entry {password_entry(account.name)!r} has no password; run "
+            raise ConfigError(f"The vault entry {password_entry(account.name)!r} has no password; run "
                                 f"`mailgent-mcp inbox add {account.name} ...` again.")
         return data["password"]
 

@@ -190,7 +190,8 @@ def build_server(settings: Settings, provider: VaultProvider, *, verifier: Beare
         **auth_kwargs,
     )
     register_vault_tools(server, provider, settings)
-    register_inbox_tools(server, inbox or InboxProvider(settings.home, os.environ), settings)
+    # The inbox tools that show or change mail first open the vault (VaultLocked on a wrong key).
+    register_inbox_tools(server, inbox or InboxProvider(settings.home, os.environ), settings, unlocked=provider.get)
     return server
 
 
@@ -306,11 +307,21 @@ async def serve(transport: Transport = "stdio", *, home: Path | None = None, too
         security = transport_security(opts)
         log.warning("mailgent-mcp %s listening on http://%s:%d%s (bearer token required)", transport, opts.host,
                     opts.port, "/mcp" if transport == "http" else "/sse")
-        if transport == "http":
-            work = server.run_streamable_http_async(host=opts.host, port=opts.port, transport_security=security)
-        else:
-            work = server.run_sse_async(host=opts.host, port=opts.port, transport_security=security)
-        return await run_until_signalled(work, grace=HTTP_STOP_GRACE_S)
+        async def listen() -> None:
+            try:
+                if transport == "http":
+                    await server.run_streamable_http_async(host=opts.host, port=opts.port,
+                                                           transport_security=security)
+                else:
+                    await server.run_sse_async(host=opts.host, port=opts.port, transport_security=security)
+            except SystemExit:
+                # uvicorn exits the process (with 3, our "vault locked") when it cannot start; it logged why.
+                raise ConfigError(
+                    f"The {transport} server could not start on {opts.host}:{opts.port} (the port is taken, or the "
+                    "address is not this machine's; the line above says which): choose another --port or --host."
+                ) from None
+
+        return await run_until_signalled(listen(), grace=HTTP_STOP_GRACE_S)
     finally:
         await inbox.close()
         if mail is not None:

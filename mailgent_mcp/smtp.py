@@ -9,6 +9,7 @@ and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from dataclasses import dataclass
 
@@ -33,21 +34,32 @@ class Listen:
 
 
 def parse_listen(text: str) -> Listen:
-    """'127.0.0.1:2525' (or '[::1]:2525', or a bare port) as a loopback Listen."""
+    """'127.0.0.1:2525' (or '[::1]:2525', 'localhost:2525', or a bare port) as a loopback Listen."""
     value = text.strip()
     host, _, port_text = value.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
     try:
         port = int(port_text)
     except ValueError:
-        raise ConfigError(f"{ENV_SMTP_LISTEN} must be HOST:PORT, e.g. {DEFAULT_LISTEN}.") from None
+        raise ConfigError(f"{ENV_SMTP_LISTEN} (or --smtp-listen) must be HOST:PORT, e.g. {DEFAULT_LISTEN}.") from None
     if not 0 <= port <= 65535:
-        raise ConfigError(f"The SMTP inbox port must be 0-65535, not {port}.")
-    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+        raise ConfigError(f"The SMTP inbox port in {ENV_SMTP_LISTEN} (or --smtp-listen) must be from 0 to 65535.")
+    if not _is_loopback(host):
         raise ConfigError(
-            f"The SMTP inbox accepts mail for any address and listens on loopback only; {host} is not loopback."
+            f"The SMTP inbox accepts mail for any address and listens on loopback only; {host[:64]!r} is not a "
+            f"loopback address: set {ENV_SMTP_LISTEN} (or --smtp-listen) to 127.0.0.1, [::1] or localhost with a port."
         )
     return Listen(host, port)
+
+
+def _is_loopback(host: str) -> bool:
+    """A loopback IP literal (127.0.0.0/8, ::1) or 'localhost'; any other name could resolve anywhere."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class CacheHandler:

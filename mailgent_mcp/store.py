@@ -240,7 +240,7 @@ class MessageQuery:
     """Filters for cached messages; None means no filter on that field."""
 
     account: str | None = None
-    sender: str | None = None  # an address, or a domain (matching its subdomains too)
+    sender: str | None = None  # an address, or a domain with or without a leading "@" (matching its subdomains too)
     to: str | None = None
     subject: str | None = None  # a substring, any case
     text: str | None = None  # full-text words (FTS5), all of them
@@ -638,10 +638,10 @@ class Store:
             where.append("m.account = ?")
             params.append(query.account)
         if query.sender is not None:
-            if "@" in query.sender:
+            if "@" in query.sender.lstrip("@"):
                 where.append("m.from_addr = ?")
                 params.append(query.sender.lower())
-            else:  # a domain: the domain itself or any subdomain of it
+            else:  # a domain ("github.com", or "@github.com" as people write it): itself or any subdomain
                 domain = query.sender.lower().lstrip("@")
                 where.append("(m.from_addr LIKE ? ESCAPE '\\' OR m.from_addr LIKE ? ESCAPE '\\')")
                 params += ["%@" + _like_escape(domain), "%." + _like_escape(domain)]

@@ -51,6 +51,9 @@ def expected_digest(home: Path, environ: Mapping[str, str]) -> bytes | None:
     """The digest HTTP requests must match: from MAILGENT_TOKEN, else the token file, else None."""
     value = environ.get(ENV_TOKEN, "")
     if value:
+        if not value.isascii() and not _is_utf8(value):
+            raise ConfigError(f"{ENV_TOKEN} is not valid UTF-8 text; set it again (or unset it and run "
+                              "`mailgent-mcp token`).")
         if len(value) < MIN_TOKEN_CHARS:
             raise ConfigError(
                 f"{ENV_TOKEN} is {len(value)} characters; use at least {MIN_TOKEN_CHARS} random ones "
@@ -68,3 +71,12 @@ def expected_digest(home: Path, environ: Mapping[str, str]) -> bytes | None:
         raise ConfigError(
             f"Cannot read the HTTP token hash in {str(path)!r}; run `mailgent-mcp token --rotate` to make a new token."
         ) from None
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text holding surrogates (bytes that were not UTF-8, as the environment keeps them)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -248,7 +248,8 @@ async def test_a_refused_connection_is_reported_and_retried(
     async with syncing(home, account(server), SECRET) as (inbox, sync), running(sync):
         await until(lambda: sync.status.errors >= 2, 10, "refused connections retried")
         assert_fault_reported(sync)
-        assert sync.status.last_error is not None and "ConnectionRefusedError" in sync.status.last_error
+        assert sync.status.last_error is not None and "Connection refused on" in sync.status.last_error
+        assert "--port" in sync.status.last_error  # it names the fix
         assert not sync.status.connected
         server.start()
         server.deliver(mail("first"))

@@ -20,7 +20,7 @@ def add_args(server: Dovecot) -> list[str]:
 
 def test_add_checks_the_login_and_a_wrong_password_writes_nothing(home: Path, dovecot: Dovecot) -> None:
     refused = run_cli(home, *add_args(dovecot), stdin="wrong password\n")
-    assert refused.returncode == 3 and "refused the login" in refused.stderr
+    assert refused.returncode == 2 and "refused the login" in refused.stderr  # bad input: not "vault locked" (3)
     assert "wrong password" not in refused.stderr + refused.stdout
     assert not (home / "config.toml").exists()
     added = run_cli(home, *add_args(dovecot), stdin=dovecot.password + "\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import smtplib
 import sys
@@ -28,7 +29,7 @@ from mailgent_mcp.store import MessageQuery
 from mailgent_mcp.tools import VaultProvider
 from mailgent_mcp.vault import Vault
 
-from .conftest import clean_env, error_text, ok
+from .conftest import clean_env, error_text, ok, run_cli
 from .dovecot import Dovecot, dovecot, free_ports  # noqa: F401 - fixture
 from .test_imap_sync import mail
 
@@ -146,6 +147,21 @@ async def test_bad_arguments_are_clear_errors(home: Path) -> None:
         assert "Nothing to do" in error_text(await client.call_tool("inbox_mark", {"ids": [1]}))
         assert "A tag is" in error_text(await client.call_tool("inbox_address", {"tag": "no spaces"}))
         assert "timeout" in error_text(await client.call_tool("inbox_wait", {"timeout": 301}))
+
+
+async def test_a_sender_with_a_leading_at_means_the_domain(home: Path) -> None:
+    senders = ["no-reply@github.com", "alerts@mail.github.com", "me@notgithub.com", "github.com@evil.example"]
+    async with smtp_server(home) as (client, port):
+        for sender in senders:
+            with smtplib.SMTP(HOST, port, timeout=10) as smtp:
+                smtp.sendmail(sender, ["agent@mailgent.localhost"], mail(f"from {sender}").replace(
+                    "no-reply@service.example", sender))
+        for spelling in ("@github.com", "github.com", "@GitHub.com"):
+            found = ok(await client.call_tool("inbox_read", {"sender": spelling, "since": "5m"}))["messages"]
+            assert sorted(m["from"] for m in found) == ["alerts@mail.github.com", "no-reply@github.com"], spelling
+    listed = run_cli(home, "inbox", "read", "--from", "@github.com", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(m["from"] for m in json.loads(listed.stdout)) == ["alerts@mail.github.com", "no-reply@github.com"]
 
 
 async def test_inbox_address_without_a_plus_capable_account_names_the_way_out(home: Path) -> None:

@@ -86,14 +86,17 @@ async def test_hostile_mail_is_accepted_and_marked(home: Path) -> None:
     assert message.subject == "deep" and message.problem and "unparseable" in message.problem  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("text", ["0.0.0.0:2525", "192.168.1.5:25", "example.com:25"])
+@pytest.mark.parametrize("text", ["0.0.0.0:2525", "192.168.1.5:25", "example.com:25", "127.evil.example:2525",
+                                  "127.0.0.1.nip.io:2525", "localhost.evil.example:25", "[::]:2525"])
 def test_non_loopback_listen_is_refused(text: str) -> None:
     with pytest.raises(ConfigError, match="loopback"):
         parse_listen(text)
 
 
-@pytest.mark.parametrize(("text", "expected"), [("127.0.0.1:2525", Listen("127.0.0.1", 2525)),
-                                                ("[::1]:2526", Listen("::1", 2526)), ("2527", Listen("127.0.0.1", 2527))])
+@pytest.mark.parametrize(("text", "expected"), [
+    ("127.0.0.1:2525", Listen("127.0.0.1", 2525)), ("[::1]:2526", Listen("::1", 2526)),
+    ("2527", Listen("127.0.0.1", 2527)), ("localhost:2528", Listen("localhost", 2528)),
+    ("127.0.0.2:2529", Listen("127.0.0.2", 2529))])
 def test_listen_forms(text: str, expected: Listen) -> None:
     assert parse_listen(text) == expected
 
