@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -43,6 +45,7 @@ from mailgent_mcp.config import (
     load_config,
 )
 from mailgent_mcp.errors import ConfigError, InvalidInput
+from mailgent_mcp.filelock import exclusive
 from mailgent_mcp.imap import ImapAccount, Security
 from mailgent_mcp.inbox import LOCAL_ACCOUNT
 
@@ -197,9 +200,33 @@ def trusted_by_account(home: Path, environ: Mapping[str, str]) -> dict[str, tupl
     return {account.name: account.trusted_authserv_ids for account in load_accounts(home, environ)}
 
 
+CONFIG_LOCK = ".config.lock"
+
+
+@contextmanager
+def _editing(home: Path) -> Iterator[tomlkit.TOMLDocument]:
+    """config.toml as a document to change in place, written back when the block ends without an error.
+
+    Other processes' edits wait for this one (a lock file), so two commands changing the file
+    at once both keep their change: neither writes back a copy read before the other's.
+    """
+    ensure_home(home)
+    with exclusive(home / CONFIG_LOCK, timeout=30.0,
+                   busy="config.toml is being changed by another command that does not finish; try again."):
+        document = _read_document(home)
+        before = tomlkit.dumps(document)
+        yield document
+        if tomlkit.dumps(document) != before:
+            _write_document(home, document)
+
+
 def save_account(home: Path, account: ImapAccount) -> None:
     """Add or replace [accounts.NAME] in config.toml, keeping the rest of the file as it was."""
-    document = _read_document(home)
+    with _editing(home) as document:
+        _put_account(document, account)
+
+
+def _put_account(document: tomlkit.TOMLDocument, account: ImapAccount) -> None:
     accounts = document.setdefault("accounts", tomlkit.table(is_super_table=True))
     table = tomlkit.table()
     table["host"] = account.host
@@ -217,32 +244,29 @@ def save_account(home: Path, account: ImapAccount) -> None:
     if account.trusted_authserv_ids != default_authserv_ids(account.host):
         table[TRUST_KEY] = list(account.trusted_authserv_ids)
     accounts[account.name] = table
-    _write_document(home, document)
 
 
 def save_trusted_ids(home: Path, name: str, ids: tuple[str, ...]) -> None:
     """Set [accounts.NAME]'s trusted_authserv_ids (removed when they are its host's defaults), keeping the rest."""
-    document = _read_document(home)
-    accounts = document.get("accounts")
-    if accounts is None or name not in accounts:
-        raise InvalidInput(f"No account named {name!r} in config.toml; `mailgent-mcp inbox list` shows them "
-                           f"(the {ENV_ACCOUNT!r} account of {ENV_IMAP_URL} trusts its host's defaults only).")
-    table = accounts[name]
-    if ids == default_authserv_ids(str(table.get("host", ""))):
-        table.pop(TRUST_KEY, None)
-    else:
-        table[TRUST_KEY] = list(ids)
-    _write_document(home, document)
+    with _editing(home) as document:
+        accounts = document.get("accounts")
+        if accounts is None or name not in accounts:
+            raise InvalidInput(f"No account named {name!r} in config.toml; `mailgent-mcp inbox list` shows them "
+                               f"(the {ENV_ACCOUNT!r} account of {ENV_IMAP_URL} trusts its host's defaults only).")
+        table = accounts[name]
+        if ids == default_authserv_ids(str(table.get("host", ""))):
+            table.pop(TRUST_KEY, None)
+        else:
+            table[TRUST_KEY] = list(ids)
 
 
 def remove_account(home: Path, name: str) -> bool:
     """Remove [accounts.NAME]; False when there was none."""
-    document = _read_document(home)
-    accounts = document.get("accounts")
-    if accounts is None or name not in accounts:
-        return False
-    del accounts[name]
-    _write_document(home, document)
+    with _editing(home) as document:
+        accounts = document.get("accounts")
+        if accounts is None or name not in accounts:
+            return False
+        del accounts[name]
     return True
 
 
@@ -255,7 +279,7 @@ def _read_document(home: Path) -> tomlkit.TOMLDocument:
 def _write_document(home: Path, document: tomlkit.TOMLDocument) -> None:
     """Write config.toml atomically (a temporary file renamed over it), mode 0600."""
     path = ensure_home(home) / CONFIG_FILE
-    tmp = path.with_name(f".{CONFIG_FILE}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{CONFIG_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(tomlkit.dumps(document))
