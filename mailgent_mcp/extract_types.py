@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-EXTRACTOR_VERSION = 2  # bump when results change, so `inbox reindex` re-runs cached mail
+EXTRACTOR_VERSION = 3  # bump when results change, so `inbox reindex` re-runs cached mail
 
 
 @dataclass(frozen=True)

@@ -255,6 +255,7 @@ async def cmd_read(args: argparse.Namespace, out: TextIO, read_secret: Any) -> i
     from mailgent_mcp.inbox import Inbox
     from mailgent_mcp.store import MessageQuery
     from mailgent_mcp.vault import Vault
+    from mailgent_mcp.untrusted import MAX_ADDRESS, neutralise, new_answer_id
 
     query = MessageQuery(account=args.account, sender=args.sender, to=args.to, subject=args.subject,
                          text=args.query, since=_since(args.since),
@@ -269,21 +270,24 @@ async def cmd_read(args: argparse.Namespace, out: TextIO, read_secret: Any) -> i
         if args.mark_read and messages:
             await inbox.mark([m.id for m in messages], seen=True)
     if args.json:
-        out.write(json.dumps([_message_json(m) for m in messages], indent=2, ensure_ascii=False) + "\n")
+        answer_id = new_answer_id()
+        out.write(json.dumps([_message_json(m, answer_id) for m in messages], indent=2, ensure_ascii=False) + "\n")
         return 0
     if not messages:
         out.write("No cached messages match.\n")
-    for m in messages:
+    for m in messages:  # sender text, shown as the tools show it: one clean line, bounded
         flag = " " if m.seen else "*"
-        out.write(f"{flag} {m.id:>6}  {iso(m.received_at)}  {m.from_addr or '-':<32}  {m.subject[:80]}\n")
+        sender = neutralise(m.from_addr or "-", MAX_ADDRESS)
+        out.write(f"{flag} {m.id:>6}  {iso(m.received_at)}  {sender:<32}  {neutralise(m.subject, 80)}\n")
     return 0
 
 
-def _message_json(m: CachedMessage) -> dict[str, object]:
-    return {"id": m.id, "account": m.account, "mailbox": m.mailbox, "from": m.from_addr, "to": m.to,
-            "subject": m.subject, "date": iso(m.sent_at) if m.sent_at else None, "received": iso(m.received_at),
-            "seen": m.seen, "labels": m.labels, "text": m.text[:4000], "problem": m.problem,
-            "extractedText": m.extracted_text, "codes": m.codes, "links": m.links, "auth": m.auth}
+def _message_json(m: CachedMessage, answer_id: str) -> dict[str, object]:
+    """A message as inbox_read shows it (see untrusted.py), with its mailbox, read flag and parse problem."""
+    from mailgent_mcp.untrusted import MAX_NAME, neutralise, shown_message
+
+    return {**shown_message(m, answer_id), "mailbox": neutralise(m.mailbox, MAX_NAME), "seen": m.seen,
+            "problem": m.problem}
 
 
 def _status_row(name: str, st: AccountStatus, now: float) -> dict[str, object]:

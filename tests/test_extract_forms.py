@@ -24,6 +24,7 @@ from mailgent_mcp.extract_types import Extraction
 from mailgent_mcp.parse import parse_chunk, parse_message
 
 from .test_extract import marketing_html
+from .test_extract_hidden import HIDING, SHOWN
 
 CORPUS = Path(__file__).parent / "data" / "verification"
 SOURCE = Path(extract.__file__)
@@ -58,6 +59,7 @@ def test_the_compiled_form_gives_the_pure_python_results() -> None:
     mails.append({"subject": "Deals", "html": marketing_html("583920")})
     mails.append({"subject": "Your code", "text": "Order 4471 shipped.\n\nYour code: 482913\n\n-- \nShop",
                   "html": "<body style='display:none'><p>hidden 111111</p></body>"})
+    mails += [{"subject": "Hidden", "html": html} for html in [*HIDING.values(), *SHOWN.values()]]
     for fields in mails:
         compiled, reference = native.extract(**fields), pure.extract(**fields)
         assert isinstance(compiled, Extraction) and isinstance(reference, Extraction)

@@ -9,6 +9,7 @@ from mailgent_mcp.accounts import load_accounts
 
 from .conftest import clean_env, db_rows, run_cli
 from .dovecot import Dovecot, dovecot  # noqa: F401 - fixture
+from .helpers.answers import inner_text
 from .test_imap_read_state import server_seen
 from .test_imap_sync import mail
 
@@ -44,7 +45,7 @@ def test_sync_read_mark_purge_remove(home: Path, dovecot: Dovecot) -> None:
 
     messages = json.loads(run_cli(home, "inbox", "read", "--json").stdout)
     assert [m["subject"] for m in messages] == ["gamma", "beta", "alpha"]
-    assert "123456" in messages[0]["text"] and not messages[0]["seen"]
+    assert "123456" in inner_text(messages[0]["extractedText"]) and not messages[0]["seen"]
     only = json.loads(run_cli(home, "inbox", "read", "--subject", "bet", "--mark-read", "--json").stdout)
     assert [m["subject"] for m in only] == ["beta"]
     unread = json.loads(run_cli(home, "inbox", "read", "--unread", "--json").stdout)
