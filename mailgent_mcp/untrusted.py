@@ -20,7 +20,6 @@ import secrets
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
-from mailgent_mcp.extract import MAX_TEXT_CHARS, TEXT_CAP, cap_text, normalise
 from mailgent_mcp.models import iso
 
 if TYPE_CHECKING:
@@ -39,7 +38,7 @@ MAX_LABEL = 64
 MAX_RECIPIENTS = 20
 MAX_CODES = 5
 MAX_LINKS = 10
-MAX_TEXT = TEXT_CAP  # the fenced text of a message
+MAX_TEXT = 4000  # the fenced text of a message: extract.TEXT_CAP (extract.py is imported only when needed)
 
 ELLIPSIS = "…"
 
@@ -131,7 +130,11 @@ def fence_markers(answer_id: str) -> tuple[str, str]:
 def fence(text: str, answer_id: str) -> str:
     """Text inside the untrusted-content block; the sender cannot write the block's markers."""
     opening, closing = fence_markers(answer_id)
-    inner = text if len(text) <= MAX_TEXT else cap_text(text, MAX_TEXT)
+    if len(text) > MAX_TEXT:
+        from mailgent_mcp.extract import cap_text  # its regexes take a while to build: not at every start
+
+        text = cap_text(text, MAX_TEXT)
+    inner = text
     return f"{opening}\n{neutralise(inner, MAX_TEXT, lines=True)}\n{closing}"
 
 
@@ -149,6 +152,8 @@ def shown_message(m: CachedMessage, answer_id: str, *, compact: bool = False) ->
     if not compact:
         if m.auth is None:  # not extracted yet: never the raw body
             notes.append(NOT_EXTRACTED)
+            from mailgent_mcp.extract import MAX_TEXT_CHARS, cap_text, normalise
+
             text = fence(cap_text(normalise(m.text[:MAX_TEXT_CHARS]), MAX_TEXT), answer_id)
         else:
             text = fence(m.extracted_text, answer_id)

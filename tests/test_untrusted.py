@@ -48,3 +48,9 @@ def test_a_url_is_percent_encoded_where_a_character_may_not_stand_in_one() -> No
     assert usable_url("javascript:alert(1)") is None
     encoded = usable_url("https://x.example/\x00\x1b\n" + "\ud800")
     assert encoded is not None and re.fullmatch(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+", encoded)
+
+
+def test_the_fenced_text_bound_is_the_extractors_cap() -> None:
+    from mailgent_mcp import extract, untrusted
+
+    assert untrusted.MAX_TEXT == extract.TEXT_CAP
