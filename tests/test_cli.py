@@ -151,6 +151,7 @@ def test_import_google_authenticator_export(home: Path) -> None:
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
+@pytest.mark.slow  # the demo waits for a fresh TOTP step: up to 30 s
 def test_demo_logs_in_through_mcp(home: Path) -> None:
     out = _ok(home, "demo")
     assert re.search(r"MCP server up over stdio, SMTP inbox on 127\.0\.0\.1:\d+; tools: vault_put, .*inbox_wait", out)
@@ -163,6 +164,7 @@ def test_demo_logs_in_through_mcp(home: Path) -> None:
     assert not folder.exists() and "kept" not in out  # the throw-away folder is removed
 
 
+@pytest.mark.slow  # the demo waits for a fresh TOTP step: up to 30 s
 def test_demo_keep_leaves_the_folder_and_the_service_up_until_ctrl_c(tmp_path: Path) -> None:
     import json
     import signal
