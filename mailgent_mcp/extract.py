@@ -91,7 +91,8 @@ def extract(*, subject: str = "", text: str = "", html: str = "", from_addr: str
     links = find_links(rendered.anchors if rendered else [], plain, subject)
     codes = find_codes(subject, main, quoted)
     auth = sender_auth(auth_results, from_addr, trusted_authserv_ids, local_dkim)
-    return Extraction(cap_text(main, cap), tuple(codes), tuple(links), auth)
+    # A mail of quoted lines only (a forward) shows them, not nothing.
+    return Extraction(cap_text(main or quoted, cap), tuple(codes), tuple(links), auth)
 
 
 # -- text ---------------------------------------------------------------------------------
@@ -278,6 +279,7 @@ _WHITE, _BLACK, _LINK_BLUE = 0xFFFFFF, 0x000000, 0x0000EE  # a mail client's def
 _MIN_CONTRAST = 1.2  # WCAG contrast ratio below which text is taken for unseen (#fefefe on white: 1.01)
 _FAR = 500.0  # px: an offset this far out puts an element off the screen
 _TINY = 2.0  # px: a font or box smaller than this shows nothing legible
+_BODY_PX = 16.0  # a mail client's default font size
 _DESKTOP_WIDTH = 800.0  # px: the screen @media queries are evaluated for
 
 _DECLARATION = re.compile(r"([a-z-]+)\s*:\s*([^;]*)")
@@ -329,13 +331,18 @@ def _below(decls: dict[str, str], name: str, limit: float) -> bool:
     return px is not None and px < limit
 
 
-_HIDING = frozenset({"display", "visibility", "mso-hide", "content-visibility", "opacity", "font-size", "max-height",
-                     "text-indent", "overflow", "overflow-y", "line-height", "margin-left", "margin-top", "position",
+_HIDING = frozenset({"display", "visibility", "mso-hide", "content-visibility", "opacity", "max-height",
+                     "text-indent", "overflow", "overflow-y", "margin-left", "margin-top", "position",
                      "transform", "clip-path"})  # the properties _hides looks at first
 
 
 def _hides(decls: dict[str, str]) -> bool:
-    """Whether declarations hide their element: not displayed, transparent, tiny, clipped away or off the screen."""
+    """Whether declarations hide their element: not displayed, transparent, tiny, clipped away or off the screen.
+
+    Not a tiny font: an element inside may set its size again (a font-size:0 wrapper closes
+    the gaps between inline blocks, whose text is of normal size), so the walk decides that
+    text by text, as it does colours (see _font_px).
+    """
     if decls.keys().isdisjoint(_HIDING):
         return False  # most styles: colours, padding, borders
     get = decls.get
@@ -346,14 +353,12 @@ def _hides(decls: dict[str, str]) -> bool:
     opacity = _NUMBER.match(get("opacity", ""))
     if opacity is not None and float(opacity.group().rstrip("%")) / (100 if "%" in opacity.group() else 1) < 0.05:
         return True
-    if _below(decls, "font-size", _TINY) or _below(decls, "max-height", _TINY) or _below(decls, "text-indent", -_FAR):
+    if _below(decls, "max-height", _TINY) or _below(decls, "text-indent", -_FAR):
         return True
     overflow_hidden = get("overflow", "").startswith(("hidden", "clip")) or "hidden" in get("overflow-y", "")
     if overflow_hidden and (_below(decls, "height", _TINY) or _below(decls, "width", _TINY)
                             or _below(decls, "max-width", _TINY)):
         return True
-    if "line-height" in decls and _below(decls, "line-height", 0.5) and "font-size" in decls:
-        return True  # a preheader trick: no line to write in
     if _below(decls, "margin-left", -2 * _FAR) or _below(decls, "margin-top", -2 * _FAR):
         return True
     if get("position", "").startswith(("absolute", "fixed")) and (
@@ -442,45 +447,67 @@ def _background(decls: dict[str, str]) -> int:
 
 
 @lru_cache(maxsize=4096)  # a template repeats the same few style attributes
-def _style_look(style: str) -> tuple[bool, int, int]:
-    """(hidden, text colour, background) of an inline style alone."""
+def _style_look(style: str) -> tuple[bool, int, int, float]:
+    """(hidden, text colour, background, font size) of an inline style alone."""
     return _look_of(_declarations(style))
 
 
-def _look_of(decls: dict[str, str]) -> tuple[bool, int, int]:
+def _look_of(decls: dict[str, str]) -> tuple[bool, int, int, float]:
     if not decls:
-        return False, _UNSET, _UNSET
+        return False, _UNSET, _UNSET, _NO_SIZE
     colour = _css_colour(decls["color"]) if "color" in decls else _UNSET
-    return _hides(decls), colour, _background(decls)
+    return _hides(decls), colour, _background(decls), _font_px(decls)
+
+
+_NO_SIZE = -1.0  # the element does not set its font size: it inherits it
+_FONT_SIZE = re.compile(r"(?:^|\s)(\d*\.?\d+(?:px|pt|em|rem|%)?)(?=\s*/|\s|$)")
+
+
+def _font_px(decls: dict[str, str]) -> float:
+    """The font size the declarations set, in px (from font-size, or the font shorthand), or _NO_SIZE."""
+    value = decls.get("font-size")
+    if value is None and "font" in decls:
+        found = _FONT_SIZE.search(decls["font"].replace("!important", ""))
+        value = found.group(1) if found else None
+    px = _px(value) if value else None
+    return _NO_SIZE if px is None or px < 0 else px
 
 
 class _Sheet:
-    """The rules of a mail's <style> blocks that a reader's screen applies, indexed by what they select."""
+    """The rules of a mail's <style> blocks that a reader's screen applies, indexed by what they select.
 
-    __slots__ = ("rules", "by_key", "looks")
+    Simple selectors (tag, #id, .class and their compounds, the most of mail's) are matched
+    here, by an index; others (descendants, children, attributes, pseudo-classes) by lexbor's
+    own selector engine over the parsed body (see matched), up to MAX_COMPLEX_RULES of them.
+    """
+
+    __slots__ = ("rules", "by_key", "looks", "complex")
 
     def __init__(self) -> None:
         # (tag or "*", id, classes, specificity, normal declarations, !important ones), in the sheet's order
         self.rules: list[tuple[str, str, tuple[str, ...], int, dict[str, str], dict[str, str]]] = []
         self.by_key: dict[str, list[int]] = {}  # "#id", ".class" or "tag": the rules to try
-        self.looks: dict[tuple[str, str, str, str], tuple[bool, int, int]] = {}
+        self.looks: dict[tuple[str, str, str, str], tuple[bool, int, int, float]] = {}
+        # (selector, specificity, normal declarations, !important ones) of the other rules
+        self.complex: list[tuple[str, int, dict[str, str], dict[str, str]]] = []
 
     def add(self, selectors: str, body: str) -> None:
-        """A rule: its selector list and its declarations; selectors other than simple ones are left out."""
+        """A rule: its selector list and its declarations."""
         if not _RELEVANT.search(body):
             return  # it neither hides nor colours anything
         picked: list[tuple[str, str, tuple[str, ...]]] = []
+        others: list[str] = []
         for selector in selectors.lower().split(","):
             found = _SIMPLE_SELECTOR.match(selector.strip())
             if found is None or not found.group():
+                if selector.strip():
+                    others.append(selector.strip())
                 continue
             parts = _SELECTOR_PART.findall(found.group(2))
             ids = [part[1:] for part in parts if part[0] == "#"]
             if len(ids) < 2:
                 picked.append((found.group(1) or "*", ids[0] if ids else "",
                                tuple(part[1:] for part in parts if part[0] == ".")))
-        if not picked or len(self.rules) >= MAX_CSS_RULES:
-            return
         normal: dict[str, str] = {}
         important: dict[str, str] = {}
         for name, value in _declarations(body).items():
@@ -488,45 +515,91 @@ class _Sheet:
                 important[name] = value.replace("!important", "").strip()
             else:
                 normal[name] = value
+        for selector in others:
+            if len(self.complex) < MAX_COMPLEX_RULES:
+                self.complex.append((selector, _specificity(selector), normal, important))
+        if not picked or len(self.rules) >= MAX_CSS_RULES:
+            return
         for tag, id_, classes in picked:
             key = f"#{id_}" if id_ else f".{classes[0]}" if classes else tag
             specificity = 10_000 * bool(id_) + 100 * len(classes) + (tag != "*")
             self.by_key.setdefault(key, []).append(len(self.rules))
             self.rules.append((tag, id_, classes, specificity, normal, important))
 
-    def look(self, tag: str, attrs: dict[str, str | None]) -> tuple[bool, int, int]:
-        """(hidden, text colour, background) of an element by these rules and its inline style."""
+    def matched(self, root: Any) -> dict[int, list[int]]:
+        """The complex rules each element of the parsed body matches: {mem_id: [rule index]}."""
+        found: dict[int, list[int]] = {}
+        for index, rule in enumerate(self.complex):
+            try:
+                nodes = root.css(rule[0])
+            except Exception:  # noqa: BLE001 - a selector lexbor cannot read matches nothing
+                continue
+            for node in nodes[:MAX_COMPLEX_MATCHES]:
+                found.setdefault(node.mem_id, []).append(index)
+        return found
+
+    def look(self, tag: str, attrs: dict[str, str | None], extra: list[int] | None = None,
+             ) -> tuple[bool, int, int, float]:
+        """(hidden, text colour, background, font size) of an element by these rules and its inline style.
+
+        extra: the complex rules this very element matches (see matched), if any.
+        """
         id_ = (attrs.get("id") or "").lower()
         class_ = (attrs.get("class") or "").lower()
         style = attrs.get("style") or ""
+        if extra:
+            return self._look_anew(tag, id_, class_.split(), style, extra)
         key = (tag, id_, class_, style)
         found = self.looks.get(key)
         if found is None:
-            found = self._look_anew(tag, id_, class_.split(), style)
+            found = self._look_anew(tag, id_, class_.split(), style, None)
             if len(self.looks) < 4096:
                 self.looks[key] = found
         return found
 
-    def _look_anew(self, tag: str, id_: str, classes: list[str], style: str) -> tuple[bool, int, int]:
+    def _look_anew(self, tag: str, id_: str, classes: list[str], style: str,
+                   extra: list[int] | None) -> tuple[bool, int, int, float]:
         by_key = self.by_key
         indexes = [*by_key.get(tag, ()), *by_key.get("*", ())]
         if id_:
             indexes += by_key.get("#" + id_, ())
         for name in classes:
             indexes += by_key.get("." + name, ())
-        matching = [rule for rule in (self.rules[i] for i in sorted(set(indexes)))
+        # (specificity, order, normal, important): complex rules after simple ones of the same specificity
+        matching = [(rule[3], i, rule[4], rule[5]) for i, rule in ((i, self.rules[i]) for i in sorted(set(indexes)))
                     if rule[0] in ("*", tag) and rule[1] in ("", id_) and all(c in classes for c in rule[2])]
+        for i in extra or ():
+            rule_c = self.complex[i]
+            matching.append((rule_c[1], MAX_CSS_RULES + i, rule_c[2], rule_c[3]))
         if not matching:
-            return _style_look(style) if style else (False, _UNSET, _UNSET)
-        matching.sort(key=lambda rule: rule[3])  # stable: in the sheet's order within a specificity
+            return _style_look(style) if style else (False, _UNSET, _UNSET, _NO_SIZE)
+        matching.sort(key=lambda rule: (rule[0], rule[1]))
         decls: dict[str, str] = {}
         for rule in matching:
-            decls.update(rule[4])
+            decls.update(rule[2])
         if style:
             decls.update(_declarations(style))
         for rule in matching:
-            decls.update(rule[5])
+            decls.update(rule[3])
         return _look_of(decls)
+
+
+MAX_COMPLEX_RULES = 64  # rules with selectors lexbor matches (each is a walk of the body)
+MAX_COMPLEX_MATCHES = 10_000  # elements one such rule applies to
+_SPECIFICITY_PARTS = re.compile(r"#[-\w]+|\.[-\w]+|\[[^\]]*\]|::?[-\w]+|(?<![-\w#.:])[a-z][-\w]*")
+
+
+def _specificity(selector: str) -> int:
+    """A selector's specificity as one number: ids, then classes, attributes and pseudo-classes, then tags."""
+    ids = classes = tags = 0
+    for part in _SPECIFICITY_PARTS.findall(selector):
+        if part[0] == "#":
+            ids += 1
+        elif part[0] in ".[:":
+            classes += 1
+        else:
+            tags += 1
+    return 10_000 * ids + 100 * classes + tags
 
 
 _SIMPLE_SELECTOR = re.compile(r"([a-z][a-z0-9]*|\*)?((?:[.#][-\w]+)*)\Z")
@@ -555,7 +628,7 @@ def _sheet_of(css: str) -> _Sheet | None:
     """The rules of a style sheet (see _read_rules), or None where none of them matters here."""
     sheet = _Sheet()
     _read_rules(_CSS_COMMENT.sub(" ", css), sheet)
-    return sheet if sheet.rules else None
+    return sheet if sheet.rules or sheet.complex else None
 
 
 def _read_rules(css: str, sheet: _Sheet) -> None:
@@ -599,21 +672,26 @@ def _desktop_feature(name: str, value: str) -> bool:
     return (name, value.strip()) in (("prefers-color-scheme", "light"), ("orientation", "landscape"))
 
 
-def _look(tag: str, attrs: dict[str, str | None], sheet: _Sheet | None) -> tuple[bool, int, int]:
-    """(hidden, text colour, background) of an element: its attributes, inline style and the sheet's rules."""
+def _look(tag: str, attrs: dict[str, str | None], sheet: _Sheet | None,
+          extra: list[int] | None = None) -> tuple[bool, int, int, float]:
+    """(hidden, text colour, background, font size) of an element: its attributes, inline style and the sheet's rules.
+
+    extra: the sheet's complex rules the element matches (see _Sheet.matched).
+    """
     if "hidden" in attrs or (attrs.get("aria-hidden") or "").lower() == "true":
-        return True, _UNSET, _UNSET
+        return True, _UNSET, _UNSET, _NO_SIZE
     style = attrs.get("style")
-    if sheet is not None and ("class" in attrs or "id" in attrs or tag in sheet.by_key or "*" in sheet.by_key):
-        hidden, colour, background = sheet.look(tag, attrs)
+    if sheet is not None and (extra or "class" in attrs or "id" in attrs or tag in sheet.by_key
+                              or "*" in sheet.by_key):
+        hidden, colour, background, size = sheet.look(tag, attrs, extra)
     elif style:
-        hidden, colour, background = _style_look(style)
+        hidden, colour, background, size = _style_look(style)
     elif "bgcolor" not in attrs and "background" not in attrs and tag != "font" and tag != "body":
-        return False, _UNSET, _UNSET  # most elements of most mail
+        return False, _UNSET, _UNSET, _NO_SIZE  # most elements of most mail
     else:
-        hidden, colour, background = False, _UNSET, _UNSET
+        hidden, colour, background, size = False, _UNSET, _UNSET, _NO_SIZE
     if hidden:
-        return True, _UNSET, _UNSET
+        return True, _UNSET, _UNSET, _NO_SIZE
     if colour == _UNSET and (value := attrs.get("color") if tag == "font" else attrs.get("text") if tag == "body"
                              else None):
         colour = _attribute_colour(value)
@@ -622,7 +700,7 @@ def _look(tag: str, attrs: dict[str, str | None], sheet: _Sheet | None) -> tuple
             background = _PICTURE
         elif value := attrs.get("bgcolor"):
             background = _attribute_colour(value)
-    return False, colour, background
+    return False, colour, background, size
 
 
 @lru_cache(maxsize=1024)
@@ -656,21 +734,18 @@ _NESTING_TAGS = ("div", "span", "table", "font", "blockquote", "center", "sectio
 MAX_UNCLOSED = 2000
 
 
-# What _too_deep counts: each "<" or "</" followed by one of _NESTING_TAGS, as a prefix ("<b"
-# counts in "<br" and "<body" too). Of these names only "b" is a prefix of another
-# ("blockquote"), so "<blockquote" counts twice: once here and once more by str.count.
-_OPENING = re.compile("<(?:" + "|".join(sorted(_NESTING_TAGS, key=len, reverse=True)) + ")")
-_CLOSING = re.compile("</(?:" + "|".join(sorted(_NESTING_TAGS, key=len, reverse=True)) + ")")
+# What _too_deep counts: each "<" or "</" followed by one of _NESTING_TAGS as a whole name (so
+# not "<br", "<body" or "<img", which nest nothing: a newsletter is full of them).
+_OPENING = re.compile("<(?:" + "|".join(_NESTING_TAGS) + r")(?=[\s/>])")
+_CLOSING = re.compile("</(?:" + "|".join(_NESTING_TAGS) + r")(?=[\s/>])")
 
 
 def _too_deep(html: str) -> bool:
     """Whether html leaves thousands of elements open: lexbor's tree building is quadratic in depth."""
-    if 2 * html.count("<") <= MAX_UNCLOSED:
-        return False  # each "<" opens at most two of the counted names ("b" and "blockquote")
+    if html.count("<") <= MAX_UNCLOSED:
+        return False  # each "<" opens at most one element
     lower = html.lower()  # one pass per direction rather than a str.count per tag name (4 ms on 300 KB)
-    opened = len(_OPENING.findall(lower)) + lower.count("<blockquote")
-    closed = len(_CLOSING.findall(lower)) + lower.count("</blockquote")
-    return opened - closed > MAX_UNCLOSED
+    return len(_OPENING.findall(lower)) - len(_CLOSING.findall(lower)) > MAX_UNCLOSED
 
 
 # The lexbor documents that HTML bodies are parsed into, one per thread and mode (see _parse_html):
@@ -750,6 +825,7 @@ def html_to_text(html: str) -> Rendered:
         return Rendered(NESTED_TOO_DEEPLY, "", [])
     root = _parse_html(html)
     sheet = _style_sheet(html)
+    matches = sheet.matched(root) if sheet is not None and sheet.complex else {}
     main: list[str] = []
     quoted: list[str] = []
     anchors: list[tuple[str, str]] = []
@@ -760,11 +836,11 @@ def html_to_text(html: str) -> Rendered:
     # end of the body, which a None after the traversal stands for; what to do then: None, a
     # separator to write after a cell or block, or (tag, start, href, quoted, images) to close
     # an anchor or a quote). out is main, or quoted inside a quote. inks holds, the same way,
-    # the text colour, background and unseen flag to go back to where an element that changed
-    # them ends; images counts the images seen, so that a link of an image alone is kept.
+    # the text colour, background, font size and unseen flag to go back to where an element that
+    # changed them ends; images counts the images seen, so that a link of an image alone is kept.
     opened: list[tuple[int, Any]] = []
-    inks: list[tuple[int, int, int, bool]] = []
-    colour, background, unseen, link_colour = _BLACK, _WHITE, False, _LINK_BLUE
+    inks: list[tuple[int, int, int, float, bool]] = []
+    colour, background, size, unseen, link_colour = _BLACK, _WHITE, _BODY_PX, False, _LINK_BLUE
     images = in_links = 0  # images seen; links open
     separator_after, block_tags, skip_tags = _SEPARATOR_AFTER, _BLOCK_TAGS, _SKIP_TAGS
     quote_depth = 0
@@ -797,7 +873,7 @@ def html_to_text(html: str) -> Rendered:
                 quote_depth -= 1
                 out = quoted if quote_depth else main
         while inks and inks[-1][0] == node_id:
-            _, colour, background, unseen = inks.pop()
+            _, colour, background, size, unseen = inks.pop()
         if node is None:
             break
         if node.is_text_node:
@@ -814,7 +890,8 @@ def html_to_text(html: str) -> Rendered:
         attrs = node.attributes
         if not tag or tag in skip_tags or tag[0] == "-":
             # An image in a link that is seen (not hidden, not a tracking pixel) keeps the link.
-            if tag == "img" and in_links and not _pixel(attrs) and not _look(tag, attrs, sheet)[0]:
+            if tag == "img" and in_links and not _pixel(attrs) and not _look(tag, attrs, sheet,
+                                                                              matches.get(node.mem_id))[0]:
                 images += 1
                 alt = attrs.get("alt")  # an image button: its alt text names the link
                 if alt and node.parent is not None and node.parent.tag == "a":
@@ -823,8 +900,9 @@ def html_to_text(html: str) -> Rendered:
             continue
         # An element without attributes is neither hidden nor coloured nor a quote by class
         # (unless a tag rule of the sheet says otherwise); a link takes the link colour.
-        if attrs or tag == "a" or (sheet is not None and (tag in sheet.by_key or "*" in sheet.by_key)):
-            hidden, new_colour, new_background = _look(tag, attrs, sheet)
+        extra = matches.get(node.mem_id) if matches else None
+        if attrs or tag == "a" or extra or (sheet is not None and (tag in sheet.by_key or "*" in sheet.by_key)):
+            hidden, new_colour, new_background, new_size = _look(tag, attrs, sheet, extra)
             if hidden:
                 skip_to = end
                 continue
@@ -836,12 +914,14 @@ def html_to_text(html: str) -> Rendered:
                 new_colour = _UNSET
             if new_background == _TRANSPARENT:
                 new_background = _UNSET
-            if (new_colour != _UNSET and new_colour != colour) or (new_background != _UNSET
-                                                                     and new_background != background):
-                inks.append((end, colour, background, unseen))
+            if ((new_colour != _UNSET and new_colour != colour) or (new_background != _UNSET
+                                                                      and new_background != background)
+                    or (new_size != _NO_SIZE and new_size != size)):
+                inks.append((end, colour, background, size, unseen))
                 colour = colour if new_colour == _UNSET else new_colour
                 background = background if new_background == _UNSET else new_background
-                unseen = _unseen(colour, background)
+                size = size if new_size == _NO_SIZE else new_size
+                unseen = size < _TINY or _unseen(colour, background)
         is_quote = tag == "blockquote" or bool(attrs) and _quoting(tag, attrs)
         if is_quote:
             quote_depth += 1

@@ -28,6 +28,7 @@ import email.header
 import email.parser
 import email.policy
 import email.utils
+import itertools
 import logging
 import multiprocessing
 import os
@@ -132,14 +133,26 @@ def _header_block(raw: bytes) -> tuple[bytes, bytes]:
 
 
 def _cap_headers(raw: bytes) -> tuple[bytes, bool]:
-    """Cut an oversized header block at a line boundary; True when something was cut."""
+    """Cut an oversized header block at a line boundary; True when something was cut.
+
+    The MIME headers of the part cut away are kept: without its Content-Type, an HTML body
+    would be read as plain text, its hidden parts and all.
+    """
     if len(raw) <= MAX_HEADER_BYTES:
         return raw, False  # its header block is no larger (and need not be found, nor the message copied)
     head, rest = _header_block(raw)
     if len(head) <= MAX_HEADER_BYTES:
         return raw, False
     cut = head.rfind(b"\n", 0, MAX_HEADER_BYTES)
-    return head[: cut + 1] + b"\r\n" + rest, True
+    kept = b"".join(match.group()[:MAX_MIME_HEADER_BYTES] + b"\r\n"
+                    for match in itertools.islice(_MIME_HEADER.finditer(head, cut + 1), 3))
+    return head[: cut + 1] + kept + b"\r\n" + rest, True
+
+
+MAX_MIME_HEADER_BYTES = 2000
+# A MIME header (with its continuation lines) at the start of a line.
+_MIME_HEADER = re.compile(rb"^(?:content-type|content-transfer-encoding|mime-version)[ \t]*:[^\r\n]*"
+                          rb"(?:\r?\n[ \t][^\r\n]*)*", re.I | re.M)
 
 
 def unfold(value: str) -> str:

@@ -129,7 +129,7 @@ async def test_sender_text_cannot_forge_a_fence_marker_nor_exceed_its_bound_over
         assert "%3C%3C%3CEND" in verify["url"]  # percent-encoded, not dropped
         assert not any(link["url"].startswith("https://x.example/verify?token=aaaa") for link in message["links"])
         notes = " ".join(message["notes"])
-        assert "2,048" in notes and "recipients" in notes  # the long URL and the cut lists are named
+        assert "4,096" in notes and "recipients" in notes  # the long URL and the cut lists are named
         assert "482913" in inner_text(message["extractedText"])
 
 
@@ -148,7 +148,8 @@ async def test_a_body_of_quoted_lines_only_is_not_shown_raw(home: Path) -> None:
     body = "\n".join(f"> {INSTRUCTIONS}{i}" for i in range(2300))
     assert len(body) > 137_000
     [message] = assert_safe(await in_process_read(home, mail(subject="Re: hello", text=body)))
-    assert len(inner_text(message["extractedText"])) <= TEXT
+    shown = inner_text(message["extractedText"])
+    assert len(shown) <= TEXT and shown.startswith(INSTRUCTIONS.strip())  # the quoted lines, not nothing
 
 
 async def test_mail_not_extracted_yet_shows_its_plain_text_normalised_and_capped_with_a_note(home: Path) -> None:
@@ -162,11 +163,11 @@ async def test_mail_not_extracted_yet_shows_its_plain_text_normalised_and_capped
 async def test_urls_are_percent_encoded_and_an_overlong_one_is_dropped_with_a_note(home: Path) -> None:
     token = "abcdefghijklmnopqrstuvwxyz"
     html = (f'<a href="https://x.example/verify?t={token}&amp;n=a b\u00e9\uff1c">Verify your email</a>'
-            f'<a href="https://x.example/reset?t={token}{"z" * 3000}">Reset password</a>')
+            f'<a href="https://x.example/reset?t={token}{"z" * 5000}">Reset password</a>')
     [message] = assert_safe(await in_process_read(home, mail(subject="Links", html=html)))
     assert [link["url"] for link in message["links"]] == [
         f"https://x.example/verify?t={token}&n=a%20b%C3%A9%EF%BC%9C"]
-    assert any("2,048" in note and "link" in note for note in message["notes"])
+    assert any("4,096" in note and "link" in note for note in message["notes"])
 
 
 def test_inbox_read_of_the_cli_is_bounded_fenced_and_free_of_terminal_controls(home: Path) -> None:

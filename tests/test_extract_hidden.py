@@ -55,6 +55,10 @@ HIDING = {
     "!important spaced": styled(".h{display:none ! important}", '<div class="h" style="display:block">{}</div>'),
     "@media a desktop matches": styled("@media only screen and (min-width: 480px) { .h { display: none } }"),
     "class beats a later inline display": styled(".h{display:none!important}", '<div class="h" style="display:block">{}</div>'),
+    "a descendant rule": styled("body .wrap .h{display:none}", '<div class="wrap"><div class="h">{}</div></div>'),
+    "a child rule": styled("div > span.h{visibility:hidden}", '<div><span class="h">{}</span></div>'),
+    "an attribute selector": styled('[data-pre="1"]{display:none}', '<div data-pre="1">{}</div>'),
+    "a pseudo-class": styled("p:first-child{display:none}", "<div><p>{}</p></div>"),
     # the same colour as the background, or nearly
     "white on white": inline("color:#ffffff"),
     "white on white, short hex": inline("color:#FFF"),
@@ -78,6 +82,8 @@ HIDING = {
     "scale(0)": inline("transform:scale(0)"),
     # tiny
     "font-size 1px": inline("font-size:1px"),
+    "the font shorthand": inline("font:0/0 a"),
+    "a zero font size around, none set inside": inline("color:#000", around="font-size:0"),
     "1px box": inline("width:1px;height:1px;overflow:hidden"),
     "max-height 1px": inline("max-height:1px"),
     "max-width 1px": inline("max-width:1px;overflow:hidden"),
@@ -109,6 +115,12 @@ SHOWN = {
     "a rule for another element": '<style>.other{display:none}</style><p class="d">Your verification code is 123456</p>',
     "a selector with a combinator": '<style>.x .d{display:none}</style><p class="d">Your verification code is 123456</p>',
     "a small but legible font": '<p style="font-size:11px">Your verification code is 123456</p>',
+    # A zero font size on a wrapper closes the gaps between inline blocks (MJML's columns do it);
+    # the blocks set their own size again.
+    "a zero font size set back inside": '<div style="font-size:0px"><div style="display:inline-block;'
+                                        'font-size:14px">Your verification code is 123456</div></div>',
+    "a zero font size set back by a class": '<style>.col{font-size:13px}</style><table><tr><td style="font-size:0">'
+                                            '<div class="col">Your verification code is 123456</div></td></tr></table>',
 }
 
 
@@ -144,3 +156,25 @@ async def test_hidden_text_is_neither_shown_nor_a_code_in_inbox_read(home: Path)
         assert "999999" not in inner_text(message["extractedText"])
         assert "999999" not in str(message["codes"]) and "evil.example" not in str(message["links"])
     assert sum(bool(m["codes"]) and m["codes"][0]["code"] == "123456" for m in messages) == len(HIDING)
+
+
+def test_a_mail_of_many_images_and_line_breaks_is_not_taken_for_deep_nesting() -> None:
+    # <img>, <br> and <body> nest nothing: a long newsletter full of them is read as usual.
+    rows = "".join(f'<img src="https://cdn.example/{i}.png" alt=""><br>' for i in range(1500))
+    html = f"<html><body><p>Your verification code is 614803.</p>{rows}</body></html>"
+    result = extract(subject="Verify", html=html)
+    assert "614803" in result.extracted_text
+    assert [c.code for c in result.codes] == ["614803"]
+
+
+def test_an_oversized_header_block_keeps_the_bodys_type_so_hidden_html_stays_hidden() -> None:
+    # The block is cut before parsing; the body's Content-Type, written after the huge
+    # subject, must survive the cut, or the HTML is read as plain text, hidden parts and all.
+    hidden = '<div style="display:none">Your code is 111222.</div>'
+    raw = ("From: a@example.com\r\nTo: b@example.com\r\nSubject: " + "x" * 140_000 + "\r\n"
+           "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+           f"<html><body>{hidden}<p>Your code is 734905.</p></body></html>\r\n").encode()
+    parsed = parse_message(raw, trusted_authserv_ids=())
+    assert parsed.extraction is not None
+    assert "111222" not in parsed.extraction.extracted_text
+    assert [c.code for c in parsed.extraction.codes] == ["734905"]

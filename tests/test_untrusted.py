@@ -43,8 +43,8 @@ def test_fields_are_cut_to_their_bound_with_a_visible_ellipsis() -> None:
 def test_a_url_is_percent_encoded_where_a_character_may_not_stand_in_one() -> None:
     assert usable_url("https://x.example/a b<>\"{}|\\^`\u00e9\u202e?q=1&r=%zz%41#f") == (
         "https://x.example/a%20b%3C%3E%22%7B%7D%7C%5C%5E%60%C3%A9%E2%80%AE?q=1&r=%25zz%41#f")
-    assert usable_url("https://x.example/" + "a" * 2030) is not None
-    assert usable_url("https://x.example/" + "a" * 2031) is None  # over 2,048: dropped, never cut
+    assert usable_url("https://x.example/" + "a" * 4078) is not None
+    assert usable_url("https://x.example/" + "a" * 4079) is None  # over 4,096: dropped, never cut
     assert usable_url("javascript:alert(1)") is None
     encoded = usable_url("https://x.example/\x00\x1b\n" + "\ud800")
     assert encoded is not None and re.fullmatch(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+", encoded)
