@@ -25,7 +25,9 @@ from mailgent_mcp import __version__, logs, otp
 from mailgent_mcp.config import ENV_MASTER_KEY, ENV_PASSPHRASE, default_home, ensure_home
 from mailgent_mcp.crypto import decode_master_key
 from mailgent_mcp.errors import EntryExists, InvalidInput, MailgentError
+from mailgent_mcp.fields import BACKUP_FIELD
 from mailgent_mcp.models import EntryView, TotpCode
+from mailgent_mcp.passgen import DEFAULT_LENGTH, DEFAULT_SYMBOLS, PasswordRule
 from mailgent_mcp.tokens import ENV_TOKEN, TOKEN_FILE, create_token
 from mailgent_mcp.vault import SECRET_FIELD, Vault
 
@@ -100,15 +102,46 @@ async def cmd_vault_put(vault: Vault, args: argparse.Namespace, out: TextIO, rea
         data[SECRET_FIELD] = reader.read("TOTP seed (base32) or otpauth:// URI")
     for field in args.field or []:
         data[field] = reader.read(f"Value of {field}")
+    if args.backup_codes:
+        data[BACKUP_FIELD] = reader.read("Recovery codes (separated by spaces or commas)")
     totp_opts = {k: getattr(args, k) for k in ("algorithm", "digits", "period", "issuer", "account")
                  if getattr(args, k) is not None}
-    info = await vault.put(args.name, data, args.type, totp=totp_opts or None, if_absent=args.no_overwrite)
+    rule = None
+    if args.generate_password is not None:
+        rule = PasswordRule(length=args.generate_password, symbols=DEFAULT_SYMBOLS if args.symbols is None
+                            else args.symbols)
+    info = await vault.put(args.name, data, args.type, totp=totp_opts or None, if_absent=args.no_overwrite,
+                           password=rule)
     if args.json:
-        _print_json(out, info.model_dump(mode="json"))
+        _print_json(out, info.model_dump(mode="json", exclude_none=info.generated_password is None))
         return 0
     out.write(f"Stored {info.name!r} ({info.type.value}; fields: {', '.join(info.fields) or 'none'}).\n")
     if info.totp is not None:
         out.write(f"TOTP: {_describe_totp(info.totp.model_dump())}\n")
+    if info.backup_codes_remaining is not None:
+        out.write(f"Recovery codes: {info.backup_codes_remaining} unused.\n")
+    if info.generated_password is not None:
+        out.write(f"Generated password (also in the entry): {info.generated_password}\n")
+    return 0
+
+
+async def cmd_vault_backup_codes(vault: Vault, args: argparse.Namespace, out: TextIO, reader: SecretReader) -> int:
+    if args.use:
+        used = await vault.use_backup_code(args.name)
+        if args.json:
+            _print_json(out, used.model_dump(mode="json"))
+        else:
+            out.write(f"{used.code}  ({used.remaining} unused left)\n")
+        return 0
+    unused, spent = await vault.backup_codes(args.name)
+    if args.json:
+        _print_json(out, {"name": args.name, "unused": unused, "used": spent})
+        return 0
+    for code in unused:
+        out.write(f"{code}\n")
+    for code in spent:
+        out.write(f"{code}  (used)\n")
+    out.write(f"{len(unused)} unused, {len(spent)} used.\n" if out.isatty() else "")
     return 0
 
 
@@ -156,7 +189,8 @@ async def cmd_vault_rm(vault: Vault, args: argparse.Namespace, out: TextIO, read
 
 
 async def cmd_vault_totp(vault: Vault, args: argparse.Namespace, out: TextIO, reader: SecretReader) -> int:
-    code = await vault.totp(args.name, min_remaining=args.min_remaining)
+    # --watch shows codes the way an authenticator app does: none of them is claimed for a login.
+    code = await vault.totp(args.name, min_remaining=args.min_remaining, unused_only=not (args.reuse or args.watch))
     if args.json and not args.watch:
         _print_json(out, code.model_dump(mode="json"))
         return 0
@@ -182,7 +216,7 @@ async def _watch(vault: Vault, name: str, code: TotpCode, out: TextIO) -> int:
                     out.flush()
                 last_left = left
                 await asyncio.sleep(min(0.2, max(expires - time.time(), 0.01)))
-            code = await vault.totp(name)
+            code = await vault.totp(name, min_remaining=0, unused_only=False)
     except (KeyboardInterrupt, asyncio.CancelledError):
         out.write("\n" if tty else "")
         return 0
@@ -345,6 +379,8 @@ def _print_entry(out: TextIO, view: EntryView, shown: dict[str, str], *, masked:
     rows += sorted(shown.items())
     if view.totp is not None:
         rows.append(("totp", _describe_totp(view.totp.model_dump())))
+    if view.backup_codes_remaining is not None:
+        rows.append(("recovery codes", f"{view.backup_codes_remaining} unused (vault backup-codes NAME)"))
     rows += [("created", view.created_at), ("updated", view.updated_at)]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
@@ -373,6 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("--password", action="store_true", help="ask for the password (or read a line of stdin)")
     put.add_argument("--secret", action="store_true", help="ask for the TOTP seed or otpauth:// URI (or read stdin)")
     put.add_argument("--field", action="append", metavar="FIELD", help="ask for a secret extra field, e.g. api_key")
+    put.add_argument("--backup-codes", action="store_true",
+                     help="ask for the recovery codes the service gave (one line, separated by spaces or commas)")
+    put.add_argument("--generate-password", type=int, nargs="?", const=DEFAULT_LENGTH, metavar="LENGTH",
+                     help=f"make a random password (default {DEFAULT_LENGTH} characters), store and print it")
+    put.add_argument("--symbols", metavar="CHARS",
+                     help="with --generate-password: the symbols the service allows ('' for none)")
     put.add_argument("--algorithm", help="TOTP hash for a bare base32 seed: SHA1 (default), SHA256, SHA512")
     put.add_argument("--digits", type=int, help="TOTP digits for a bare base32 seed (6-10, default 6)")
     put.add_argument("--period", type=int, help="TOTP period in seconds for a bare base32 seed (default 30)")
@@ -394,16 +436,25 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(handler=cmd_vault_list)
 
+    codes = vault.add_parser("backup-codes", help="list an entry's recovery codes, or use one (--use)")
+    codes.add_argument("name")
+    codes.add_argument("--use", action="store_true", help="print one unused code and mark it used")
+    codes.add_argument("--json", action="store_true")
+    codes.set_defaults(handler=cmd_vault_backup_codes)
+
     rm = vault.add_parser("rm", help="delete an entry")
     rm.add_argument("name")
     rm.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     rm.set_defaults(handler=cmd_vault_rm)
 
-    totp = vault.add_parser("totp", help="print the current TOTP code and seconds left")
+    totp = vault.add_parser("totp", help="print a TOTP code no one was handed yet, and its seconds left")
     totp.add_argument("name")
-    totp.add_argument("--min-remaining", type=int, default=0, metavar="N",
-                      help="if fewer than N seconds are left, wait for the next code")
-    totp.add_argument("--watch", action="store_true", help="keep showing codes with a countdown (Ctrl-C ends)")
+    totp.add_argument("--min-remaining", type=int, default=None, metavar="N",
+                      help="if fewer than N seconds are left, wait for the next code (default 5)")
+    totp.add_argument("--reuse", action="store_true",
+                      help="the current code even if it was handed out already (and without recording it)")
+    totp.add_argument("--watch", action="store_true",
+                      help="keep showing the current code with a countdown, recording none (Ctrl-C ends)")
     totp.add_argument("--json", action="store_true")
     totp.set_defaults(handler=cmd_vault_totp)
 

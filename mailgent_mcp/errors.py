@@ -7,6 +7,7 @@
     ├── VaultLocked               no key, or the key does not open this vault   (exit 3)
     ├── EntryNotFound             no entry by that name                         (exit 4)
     ├── NoTotpSeed                the entry holds no TOTP seed                  (exit 4)
+    ├── NoBackupCodes             the entry holds no unused recovery code       (exit 4)
     ├── VaultCorrupt              a sealed value failed to open with the right key (exit 5)
     ├── AuditChainBroken          `audit verify` found an edited or missing row (exit 6)
     └── ConfigError               the data folder or environment is unusable    (exit 7)
@@ -68,6 +69,20 @@ class NoTotpSeed(MailgentError):
         super().__init__(
             f"Vault entry {name!r} has no TOTP seed; store one with vault_put and data.secret "
             "set to the base32 seed or the otpauth:// URI."
+        )
+        self.name = name
+
+
+class NoBackupCodes(MailgentError):
+    """The entry has no recovery codes, or all of them were used."""
+
+    exit_code = 4
+
+    def __init__(self, name: str, *, all_used: bool) -> None:
+        what = "has no unused recovery code left" if all_used else "has no recovery codes"
+        super().__init__(
+            f"Vault entry {name!r} {what}; store the codes the service shows (its security settings can make new "
+            "ones) with vault_put as data.backupCodes."
         )
         self.name = name
 

@@ -149,3 +149,64 @@ def take_seed(fields: dict[str, str | None]) -> str | None:
         fields[SECRET_FIELD] = None  # removing the seed
         return None
     return value
+
+
+# Recovery codes: kept as two sealed fields holding JSON lists, the unused and the used ones, by
+# the names the hosted Mailgent API uses. A caller gives backupCodes (or a field named like it);
+# usedBackupCodes is the vault's own.
+BACKUP_FIELD = "backupCodes"
+USED_BACKUP_FIELD = "usedBackupCodes"
+MAX_BACKUP_CODES = 64
+MAX_BACKUP_CODE_CHARS = 64
+BACKUP_FIELD_NAMES = frozenset({
+    "backupcodes", "backupcode", "recoverycodes", "recoverycode", "scratchcodes", "emergencycodes",
+    "mfabackupcodes", "2fabackupcodes",
+})
+_CODE_SEPARATORS = re.compile(r"[\s,;]+")
+_ABSENT = object()
+
+
+def take_backup_codes(data: dict[str, object]) -> list[str] | None | object:
+    """Remove the recovery codes from data and return them as a clean list; None removes them; ABSENT if not given.
+
+    They may come as a list of strings or as one string of codes separated by spaces, commas
+    or lines (as services print them). Codes are kept as typed, duplicates once.
+    """
+    named = [f for f in data if isinstance(f, str) and _SEPARATORS.sub("", f).lower() in BACKUP_FIELD_NAMES]
+    if any(isinstance(f, str) and _SEPARATORS.sub("", f).lower() == USED_BACKUP_FIELD.lower() for f in data):
+        raise InvalidInput(f"{USED_BACKUP_FIELD} is kept by the vault as codes are used; give {BACKUP_FIELD} only.")
+    if not named:
+        return _ABSENT
+    if len(named) > 1:
+        raise InvalidInput(f"Give the recovery codes once, as data.{BACKUP_FIELD}.")
+    value = data.pop(named[0])
+    if value is None:
+        return None
+    if isinstance(value, str):
+        items: list[object] = [c for c in _CODE_SEPARATORS.split(value) if c]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise InvalidInput(f"data.{BACKUP_FIELD} must be a list of codes, or one string of codes separated by "
+                           "spaces, commas or lines.")
+    codes: list[str] = []
+    for position, item in enumerate(items, 1):
+        if not isinstance(item, str):
+            raise InvalidInput(f"Recovery code number {position} must be a string.")
+        code = item.strip()
+        if not code or len(code) > MAX_BACKUP_CODE_CHARS or not code.isprintable() or " " in code:
+            raise InvalidInput(f"Recovery code number {position} must be 1-{MAX_BACKUP_CODE_CHARS} printable "
+                               "characters without spaces. Nothing was stored.")
+        if code not in codes:
+            codes.append(code)
+    if not codes:
+        raise InvalidInput(f"data.{BACKUP_FIELD} holds no code; nothing was stored. To drop an entry's recovery "
+                           "codes, remove the field instead.")
+    if len(codes) > MAX_BACKUP_CODES:
+        raise InvalidInput(f"At most {MAX_BACKUP_CODES} recovery codes are kept per entry; {len(codes)} were given.")
+    return codes
+
+
+def given(value: object) -> bool:
+    """Whether take_backup_codes found the field (a list, or None to remove it)."""
+    return value is not _ABSENT

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import os
 import signal
@@ -26,7 +27,9 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
-from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, GetPromptResult, InputRequiredResult
+from mcp_types import (INTERNAL_ERROR, INVALID_PARAMS, CallToolResult, GetPromptResult, InputRequiredResult,
+                       TextContent)
+from mcp_types import Tool as MCPTool
 from pydantic import AnyUrl, ValidationError
 from starlette.applications import Starlette
 
@@ -40,6 +43,7 @@ from mailgent_mcp.config import Settings, default_home, ensure_home, load_config
 from mailgent_mcp.errors import ConfigError
 from mailgent_mcp.inbox_tools import InboxProvider, register_inbox_tools
 from mailgent_mcp.logs import exception_names
+from mailgent_mcp.schemas import tidy
 from mailgent_mcp.tools import VaultProvider, register_vault_tools, sanitized_validation_message, tool_aliases
 
 log = logging.getLogger(__name__)
@@ -83,12 +87,24 @@ class MailgentServer(MCPServer[Any]):
                 raise ToolError(UNKNOWN_TOOL)
             name = self._aliases[name]
         try:
-            return await super().call_tool(name, arguments, context)
+            result = await super().call_tool(name, arguments, context)
         except ToolError as exc:
             cause = exc.__cause__
             if isinstance(cause, ValidationError):
                 raise ToolError(sanitized_validation_message(name, cause.errors())) from None
             raise
+        if isinstance(result, CallToolResult) and result.structured_content is not None and not result.is_error:
+            # The text twin of the structured result, compact: the SDK indents it, a third larger.
+            text = json.dumps(result.structured_content, ensure_ascii=False, separators=(",", ":"))
+            result = result.model_copy(update={"content": [TextContent(type="text", text=text)]})
+        return result
+
+    async def list_tools(self) -> list[MCPTool]:
+        """The tools with tidied schemas: inlined, without titles or null defaults, inputs closed (schemas.py)."""
+        return [tool.model_copy(update={
+            "input_schema": tidy(tool.input_schema, closed=True),
+            "output_schema": tidy(tool.output_schema, closed=False) if tool.output_schema else None,
+        }) for tool in await super().list_tools()]
 
     async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None,
                          context: Context | None = None) -> GetPromptResult | InputRequiredResult:

@@ -199,6 +199,17 @@ MIGRATIONS: Sequence[str] = (
     """
     ALTER TABLE messages ADD COLUMN dkim_local TEXT;
     """,
+    # v10: the TOTP time steps whose codes were handed out, per entry and seed (the seed field's
+    # version), so that no code is handed out twice, across processes on the data folder.
+    """
+    CREATE TABLE totp_steps (
+        entry_id INTEGER NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+        seed     INTEGER NOT NULL,
+        step     INTEGER NOT NULL,
+        at       REAL NOT NULL,
+        PRIMARY KEY (entry_id, seed, step)
+    ) WITHOUT ROWID;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -512,6 +523,18 @@ class Store:
     def delete_field(self, entry_id: int, field: str) -> None:
         """Remove one field of an entry."""
         self._conn.execute("DELETE FROM entry_fields WHERE entry_id = ? AND field = ?", (entry_id, field))
+
+    def claim_step(self, entry_id: int, seed: int, step: int, now: float, *, keep: int) -> bool:
+        """Record a TOTP time step of a seed as handed out; False when it already was.
+
+        Steps more than `keep` before this one are forgotten: their codes are long expired.
+        """
+        claimed = self._conn.execute(
+            "INSERT OR IGNORE INTO totp_steps (entry_id, seed, step, at) VALUES (?, ?, ?, ?)",
+            (entry_id, seed, step, now)).rowcount == 1
+        if claimed:
+            self._conn.execute("DELETE FROM totp_steps WHERE entry_id = ? AND step < ?", (entry_id, step - keep))
+        return claimed
 
     def delete_entry(self, entry_id: int) -> None:
         """Remove an entry and (by cascade) its fields."""

@@ -18,11 +18,12 @@ from typing import Annotated, Any, Literal, TypeVar
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mailgent_mcp.config import ENV_DEFAULT_ENTRY, Settings
 from mailgent_mcp.errors import InvalidInput, MailgentError
-from mailgent_mcp.models import EntryInfo, EntrySummary, EntryView, TotpCode
+from mailgent_mcp.models import BackupCode, EntrySummary, EntryView, StoredEntry, TotpCode
+from mailgent_mcp.passgen import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, PasswordRule
 from mailgent_mcp.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ TOOL_NAMES: dict[str, str] = {
     "vault_put": "vault.put",
     "vault_get": "vault.get",
     "vault_totp": "vault.totp",
+    "vault_backup_code": "vault.backup_code",
     "vault_list": "vault.list",
     "vault_delete": "vault.delete",
     "inbox_read": "inbox.read",
@@ -49,24 +51,83 @@ INTERNAL_ERROR = "internal error; the server's log (stderr) has the details. Try
 class EntryList(BaseModel):
     """Entries in name order; names and types only, never values."""
 
-    entries: list[EntrySummary]
+    entries: list[EntrySummary] = Field(description="Name order")
 
 
 class Deleted(BaseModel):
     """The outcome of vault_delete."""
 
-    name: str
-    deleted: bool
+    name: str = Field(description="Entry name")
+    deleted: bool = Field(description="True: the entry and all its fields are gone")
 
 
 class TotpOptions(BaseModel):
     """Parameters for a bare base32 seed (an otpauth:// URI carries its own)."""
 
-    algorithm: Literal["SHA1", "SHA256", "SHA512"] | None = None
-    digits: Annotated[int, Field(ge=6, le=10)] | None = None
-    period: Annotated[int, Field(ge=1, le=120)] | None = None
-    issuer: str | None = None
-    account: str | None = None
+    algorithm: Literal["SHA1", "SHA256", "SHA512"] | None = Field(default=None, description="Default SHA1")
+    digits: Annotated[int, Field(ge=6, le=10)] | None = Field(default=None, description="Default 6")
+    period: Annotated[int, Field(ge=1, le=120)] | None = Field(default=None, description="Seconds; default 30")
+    issuer: str | None = Field(default=None, description="Service name")
+    account: str | None = Field(default=None, description="Account name")
+
+
+class NamedValue(BaseModel):
+    """A field not named in data's properties."""
+
+    name: str = Field(description="Field name, e.g. api_key")
+    value: str = Field(description="Its value")
+
+
+class PutData(BaseModel):
+    """Field values to store. A field left out (or null) keeps its stored value."""
+
+    # Other names are still accepted as fields (callers written before `other`); the schema
+    # closes the object so that clients in strict mode take it.
+    model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": False})
+    __pydantic_extra__: dict[str, str | None]  # an undeclared field holds text, as declared ones do
+
+    username: str | None = Field(default=None, description="Login name or email")
+    password: str | None = Field(default=None, description="Or let generate_password make one")
+    secret: str | None = Field(default=None, description=(
+        "TOTP seed: the otpauth:// URI or base32 seed; sealed, never returned"))
+    url: str | None = Field(default=None, description="Sign-in page")
+    notes: str | None = Field(default=None, description="Free text")
+    backupCodes: list[str] | None = Field(default=None, description=(  # noqa: N815 - the hosted API's name
+        "Recovery codes from 2FA enrolment; replaces stored ones"))
+    other: list[NamedValue] | None = Field(default=None, description="Any other fields")
+
+
+class PasswordOptions(BaseModel):
+    """What the service requires of a password; each class asked for appears at least once."""
+
+    length: Annotated[int, Field(ge=MIN_LENGTH, le=MAX_LENGTH)] | None = Field(
+        default=None, description=f"Default {DEFAULT_LENGTH}")
+    lower: bool | None = Field(default=None, description="a-z; default true")
+    upper: bool | None = Field(default=None, description="A-Z; default true")
+    digits: bool | None = Field(default=None, description="0-9; default true")
+    symbols: str | None = Field(default=None, description=(
+        "The symbols the service allows ('' for none); default a common set"))
+
+    def rule(self) -> PasswordRule:
+        """The rule with defaults for what was not given."""
+        given = self.model_dump(exclude_none=True)
+        return PasswordRule(**given)
+
+
+def put_fields(data: PutData | None, remove: Sequence[str]) -> dict[str, object]:
+    """vault_put's data and remove as Vault.put's fields: a value sets a field, None removes it."""
+    fields: dict[str, object] = {}
+    if data is not None:
+        fields.update({k: v for k, v in data.model_dump(exclude={"other"}).items() if v is not None})
+        for position, item in enumerate(data.other or [], 1):
+            if item.name in fields:
+                raise InvalidInput(f"Field number {position} of data.other is given twice; give each field once.")
+            fields[item.name] = item.value
+    for position, field in enumerate(remove, 1):
+        if field in fields:
+            raise InvalidInput(f"Field number {position} of remove is also given a value; do one or the other.")
+        fields[field] = None
+    return fields
 
 
 class VaultProvider:
@@ -115,6 +176,16 @@ def client_name(ctx: Context | None) -> str:
     return f"mcp:{name}" if isinstance(name, str) and name else "mcp:unknown-client"
 
 
+async def report_progress(ctx: Context | None, done: float, total: float, message: str) -> None:
+    """A progress notification, when the client asked for them; a client that cannot take one still gets its answer."""
+    if ctx is None:
+        return
+    try:
+        await ctx.report_progress(round(done, 1), round(total, 1), message)
+    except Exception:  # noqa: BLE001
+        log.debug("progress notification not sent", exc_info=True)
+
+
 async def guarded(tool: str, call: Callable[[], Awaitable[T]]) -> T:
     """Run a tool body: our errors become ToolError, anything else an opaque internal error."""
     try:
@@ -136,21 +207,26 @@ def register_vault_tools(server: MCPServer, provider: VaultProvider, settings: S
 
     async def vault_put(
         name: Annotated[str, Field(description="Entry name, e.g. 'github' or 'aws/prod' (1-128 characters)")],
-        data: Annotated[dict[str, str | None], Field(description=(
-            "Fields to store: username, password, secret (a base32 TOTP seed or the otpauth:// URI), url, "
-            "notes, or any other name. Given fields replace stored ones; others are kept; null removes one."))],
+        data: Annotated[PutData | None, Field(description=(
+            "Fields to store; given ones replace stored ones, the rest are kept"))] = None,
         type: Annotated[Literal["LOGIN", "API_KEY", "TOTP", "NOTE"] | None, Field(description=(
-            "Entry type; for a new entry it is inferred when omitted (password: LOGIN, seed only: TOTP)"))] = None,
-        totp: Annotated[TotpOptions | None, Field(description=(
-            "Only for a bare base32 seed: algorithm, digits, period, issuer, account"))] = None,
+            "Entry type; inferred for a new entry when omitted"))] = None,
+        totp: Annotated[TotpOptions | None, Field(description="Only for a bare base32 seed")] = None,
+        generate_password: Annotated[PasswordOptions | None, Field(description=(
+            "Make a strong random password, store it and return it once"))] = None,
+        remove: Annotated[list[str] | None, Field(max_length=32, description="Names of fields to delete")] = None,
         if_absent: Annotated[bool, Field(description="Fail instead of updating when the entry exists")] = False,
         ctx: Context | None = None,
-    ) -> EntryInfo:
-        options = totp.model_dump(exclude_none=True) if totp else None
-
-        async def call() -> EntryInfo:
+    ) -> StoredEntry:
+        async def call() -> StoredEntry:
+            fields = put_fields(data, remove or [])
+            if not fields and generate_password is None and type is None:
+                raise InvalidInput("Nothing to store: pass data, generate_password or remove.")
+            options = totp.model_dump(exclude_none=True) if totp else None
+            rule = generate_password.rule() if generate_password else None
             vault = await provider.get()
-            return await vault.put(name, data, type, totp=options, if_absent=if_absent, actor=client_name(ctx))
+            return await vault.put(name, fields, type, totp=options, if_absent=if_absent, password=rule,
+                                   actor=client_name(ctx))
 
         return await guarded("vault_put", call)
 
@@ -165,11 +241,11 @@ def register_vault_tools(server: MCPServer, provider: VaultProvider, settings: S
 
     async def vault_totp(
         name: Annotated[str, Field(description=(
-            f"Entry name; omit to use the default entry ({ENV_DEFAULT_ENTRY} or default_entry in config.toml)"))]
-        = "",
-        min_remaining: Annotated[int, Field(ge=0, le=119, description=(
-            "If the current code has fewer than this many seconds left, wait for the next one and return it"))]
-        = 0,
+            f"Entry name; omit for the default entry ({ENV_DEFAULT_ENTRY})"))] = "",
+        min_remaining: Annotated[int | None, Field(ge=0, le=119, description=(
+            "Seconds the code must stay valid; default 5"))] = None,
+        unused_only: Annotated[bool, Field(description=(
+            "Never a code already handed out; false: the current code, not recorded"))] = True,
         ctx: Context | None = None,
     ) -> TotpCode:
         async def call() -> TotpCode:
@@ -179,9 +255,23 @@ def register_vault_tools(server: MCPServer, provider: VaultProvider, settings: S
                     f"No entry name given and no default entry is set; pass name, or set {ENV_DEFAULT_ENTRY} "
                     "(or default_entry under [vault] in config.toml)."
                 )
-            return await (await provider.get()).totp(entry, min_remaining=min_remaining, actor=client_name(ctx))
+
+            async def progress(waited: float, total: float) -> None:
+                await report_progress(ctx, waited, total, "waiting for a fresh code")
+
+            return await (await provider.get()).totp(entry, min_remaining=min_remaining, unused_only=unused_only,
+                                                     actor=client_name(ctx), progress=progress)
 
         return await guarded("vault_totp", call)
+
+    async def vault_backup_code(
+        name: Annotated[str, Field(description="Entry name")],
+        ctx: Context | None = None,
+    ) -> BackupCode:
+        async def call() -> BackupCode:
+            return await (await provider.get()).use_backup_code(name, actor=client_name(ctx))
+
+        return await guarded("vault_backup_code", call)
 
     async def vault_list(
         prefix: Annotated[str, Field(description="Only names starting with this; empty for all")] = "",
@@ -204,28 +294,32 @@ def register_vault_tools(server: MCPServer, provider: VaultProvider, settings: S
     server.add_tool(
         vault_put, name=name_of("vault_put"), title="Store a credential",
         description=(
-            "Store or update a login, API key, note or TOTP seed in the encrypted local vault. Fields you pass "
-            "replace the stored ones and the rest are kept, so adding 2FA later keeps the password. To enable "
-            "2FA, pass the otpauth:// URI (or base32 seed) the service shows as data.secret: it is sealed and "
-            "never returned again; get codes with vault_totp. The result lists fields and TOTP parameters, "
-            "never values."),
-        annotations=_hints(read_only=False, destructive=True, idempotent=True),
+            "Store or update a login, API key, note or TOTP seed in the encrypted local vault; given fields replace "
+            "stored ones, the rest are kept. To enable 2FA pass the otpauth:// URI (or base32 seed) as data.secret: "
+            "sealed, never returned; codes come from vault_totp. generate_password makes the password for a "
+            "sign-up. The result names fields, never values (but a generated password, once)."),
+        annotations=_hints(read_only=False, destructive=True, idempotent=False),
     )
     server.add_tool(
         vault_get, name=name_of("vault_get"), title="Read a credential",
         description=(
-            "Read an entry: username, password, url, notes and other fields, whether it has a TOTP seed and the "
-            "seed's parameters. The seed itself is never returned: use vault_totp for a code."),
+            "Read an entry: username, password, url, notes and other fields, the TOTP seed's parameters (never the "
+            "seed: use vault_totp) and how many recovery codes are left."),
         annotations=_hints(read_only=True, destructive=False, idempotent=True),
     )
     server.add_tool(
         vault_totp, name=name_of("vault_totp"), title="Get a 2FA code",
         description=(
-            "The current TOTP code of an entry's stored seed, with `remaining` (seconds it stays valid) and "
-            "`expires_at`. Check `remaining` before typing the code: if a login takes a few seconds, call with "
-            "min_remaining=5 (or more) and the tool waits for the next code rather than return one about to "
-            "expire. Without a name it uses the default entry."),
-        annotations=_hints(read_only=True, destructive=False, idempotent=False),
+            "A TOTP code of the entry's stored seed, valid for `remaining` seconds (at least 5). Each code is "
+            "handed out once: call again for each login; it may wait for the next code."),
+        annotations=_hints(read_only=False, destructive=False, idempotent=False),
+    )
+    server.add_tool(
+        vault_backup_code, name=name_of("vault_backup_code"), title="Use a recovery code",
+        description=(
+            "Hand out one unused recovery (backup) code of an entry and mark it used, for a login that asks for "
+            "one instead of a 2FA code."),
+        annotations=_hints(read_only=False, destructive=False, idempotent=False),
     )
     server.add_tool(
         vault_list, name=name_of("vault_list"), title="List credentials",

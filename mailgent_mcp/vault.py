@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import secrets
+import sqlite3
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,6 +33,7 @@ from mailgent_mcp.errors import (
     EntryNotFound,
     InvalidInput,
     MailgentError,
+    NoBackupCodes,
     NoTotpSeed,
     VaultCorrupt,
 )
@@ -38,9 +41,13 @@ from mailgent_mcp.fields import (
     MAX_FIELDS as MAX_FIELDS,
 )
 from mailgent_mcp.fields import (
+    BACKUP_FIELD,
     MAX_NAME_CHARS,
     SECRET_FIELD,
+    USED_BACKUP_FIELD,
+    given,
     parse_type,
+    take_backup_codes,
     take_seed,
     validate_fields,
     validate_name,
@@ -56,15 +63,18 @@ from mailgent_mcp.keys import (
 )
 from mailgent_mcp.models import (
     AuditRecord,
+    BackupCode,
     AuditReport,
     EntryInfo,
     EntrySummary,
     EntryType,
     EntryView,
+    StoredEntry,
     TotpCode,
     TotpInfo,
     iso,
 )
+from mailgent_mcp.passgen import PasswordRule, generate
 from mailgent_mcp.passphrase import check_passphrase
 from mailgent_mcp.store import Database, EntryRow, KeyringRow, Store
 
@@ -80,6 +90,13 @@ AUDIT_FLUSH_DELAY_S = 0.05  # queued read rows are written once the reads pause 
 AUDIT_FLUSH_MAX_S = 1.0  # ... or, under a steady stream of reads, this long after the first
 AUDIT_RETRY_MAX_S = 15.0  # queued rows that could not be written are retried, backing off to this
 ENTRIES_KEY_PURPOSE = "mailgent-mcp entries v1"
+DEFAULT_MIN_REMAINING_S = 5  # a code handed out stays valid at least this long (a third of a shorter period)
+KEPT_STEPS = 10  # handed-out TOTP steps remembered per entry; older codes are long expired
+PROGRESS_EVERY_S = 5.0  # while totp waits for the next step, progress is reported this often
+
+HIDDEN_FIELDS = frozenset({SECRET_FIELD, BACKUP_FIELD, USED_BACKUP_FIELD})  # never in get's data
+
+Progress = Callable[[float, float], Awaitable[None]]
 
 
 def _infer_type(fields: Mapping[str, str | None], *, has_seed: bool) -> EntryType:
@@ -113,6 +130,7 @@ def _outcome(exc: BaseException) -> str:
         EntryExists: "exists",
         EntryNotFound: "not_found",
         NoTotpSeed: "no_totp",
+        NoBackupCodes: "no_backup_codes",
         VaultCorrupt: "corrupt",
         AuditChainBroken: "chain_broken",
     }.get(type(exc), "invalid" if isinstance(exc, InvalidInput) else "error")
@@ -492,13 +510,23 @@ class Vault:
                 "such entry."
             )
 
+    def _backup_codes(self, row: EntryRow, field: str = BACKUP_FIELD) -> list[str] | None:
+        """An entry's unused (or used) recovery codes; None when it has none stored."""
+        blob = row.fields.get(field)
+        if blob is None:
+            return None
+        codes = json.loads(self._open(row.name, field, blob, row.versions.get(field, 0)))
+        return [str(c) for c in codes]
+
     def _info(self, row: EntryRow, seed: otp.OtpSeed | None) -> dict[str, object]:
+        codes = self._backup_codes(row)
         return {
             "name": row.name,
             "type": EntryType(row.type),
             "has_totp": SECRET_FIELD in row.fields,
             "totp": _totp_info(seed.params) if seed else None,
-            "fields": sorted(row.fields),
+            "fields": sorted(f for f in row.fields if f != USED_BACKUP_FIELD),
+            "backup_codes_remaining": len(codes) if codes is not None else None,
             "created_at": iso(row.created_at),
             "updated_at": iso(row.updated_at),
         }
@@ -514,19 +542,32 @@ class Vault:
         totp: Mapping[str, object] | None = None,
         seed: otp.OtpSeed | None = None,
         if_absent: bool = False,
+        password: PasswordRule | None = None,
         actor: str | None = None,
-    ) -> EntryInfo:
+    ) -> StoredEntry:
         """Create or update an entry: given fields are replaced, None removes one, others are kept.
 
         data["secret"] (or a field named like it: totp_secret, seed, otpauth...) takes a base32
         seed or an otpauth:// URI; `totp` gives algorithm, digits, period, issuer and account
         for a bare base32 seed; `seed` stores an already parsed one. An otpauth:// URI in any
-        other field is refused. With if_absent=True an existing entry is left alone and
-        EntryExists raised.
+        other field is refused. data["backupCodes"] takes recovery codes (a list, or one string
+        of them); new ones replace the old, used ones included. `password` makes a random
+        password by that rule and stores it as data["password"]; the result shows it once.
+        With if_absent=True an existing entry is left alone and EntryExists raised.
         """
         try:
             clean_name = validate_name(name)
-            fields = validate_fields(data or {})
+            raw = dict(data or {}) if isinstance(data, Mapping) else data
+            codes = take_backup_codes(raw) if isinstance(raw, dict) else None
+            fields = validate_fields(raw or {})
+            if given(codes):
+                fields[BACKUP_FIELD] = json.dumps(codes) if codes is not None else None
+                fields[USED_BACKUP_FIELD] = None  # new codes: the old used ones mean nothing
+            made = None
+            if password is not None:
+                if fields.get("password") is not None:
+                    raise InvalidInput("Give either data.password or generate_password, not both.")
+                made = fields["password"] = generate(password)
             type_ = parse_type(type) if type is not None else None
             secret_text = take_seed(fields)
             if secret_text is not None:
@@ -546,7 +587,7 @@ class Vault:
         if seed is not None:
             sealed[SECRET_FIELD] = self._seal_seed(clean_name, seed, version)
 
-        def body(store: Store) -> tuple[EntryInfo, bytes]:
+        def body(store: Store) -> tuple[StoredEntry, bytes]:
             now = self._clock()
             row = store.get_entry(clean_name)
             if row is not None and if_absent:
@@ -570,7 +611,8 @@ class Vault:
                     blobs[field], versions[field] = blob, version
             saved = EntryRow(entry_id, clean_name, final_type, created, now, blobs, versions)
             shown = seed if seed is not None else (self._open_seed(saved) if SECRET_FIELD in blobs else None)
-            return EntryInfo.model_validate(self._info(saved, shown)), self._chain.entry_state(saved)
+            info = StoredEntry.model_validate({**self._info(saved, shown), "generated_password": made})
+            return info, self._chain.entry_state(saved)
 
         info = await self._audited("put", clean_name, actor, body)
         log.info("stored entry %s", clean_name)
@@ -585,7 +627,7 @@ class Vault:
             if row is None:
                 raise EntryNotFound(clean_name)
             data = {f: self._open(clean_name, f, blob, row.versions.get(f, 0))
-                    for f, blob in row.fields.items() if f != SECRET_FIELD}
+                    for f, blob in row.fields.items() if f not in HIDDEN_FIELDS}
             seed = self._open_seed(row) if SECRET_FIELD in row.fields else None
             return EntryView.model_validate({**self._info(row, seed), "data": data})
 
@@ -619,47 +661,125 @@ class Vault:
         log.info("deleted entry %s", clean_name)
         return deleted
 
-    async def totp(
-        self, name: str, *, min_remaining: int = 0, at: float | None = None, actor: str | None = None
-    ) -> TotpCode:
-        """The current code of an entry's seed and its seconds left.
+    async def use_backup_code(self, name: str, *, actor: str | None = None) -> BackupCode:
+        """Hand out one unused recovery code of an entry and mark it used, in one transaction.
 
-        With min_remaining=N, a code with fewer than N seconds left is not returned: the call
-        waits for the next time step (or, with `at` given, computes it) and returns that code.
+        Codes go in the order they were stored; two callers, in any processes, never get the
+        same one. NoBackupCodes when none is stored or all were used.
+        """
+        clean_name = await self._checked_name("backup_code", name, actor)
+
+        def body(store: Store) -> tuple[BackupCode, bytes]:
+            row = store.get_entry(clean_name)
+            if row is None:
+                raise EntryNotFound(clean_name)
+            self._check_state(row)
+            codes = self._backup_codes(row)
+            if not codes:
+                raise NoBackupCodes(clean_name, all_used=codes is not None)
+            used = self._backup_codes(row, USED_BACKUP_FIELD) or []
+            code = codes.pop(0)
+            used.append(code)
+            version, now = _new_version(), self._clock()
+            blobs, versions = dict(row.fields), dict(row.versions)
+            for field, value in ((BACKUP_FIELD, codes), (USED_BACKUP_FIELD, used)):
+                blobs[field] = self._seal(clean_name, field, json.dumps(value), version)
+                versions[field] = version
+                store.set_field(row.id, field, blobs[field], version)
+            store.update_entry(row.id, row.type, now)
+            saved = EntryRow(row.id, clean_name, row.type, row.created_at, now, blobs, versions)
+            return BackupCode(name=clean_name, code=code, remaining=len(codes)), self._chain.entry_state(saved)
+
+        return await self._audited("backup_code", clean_name, actor, body)
+
+    async def backup_codes(self, name: str, *, actor: str | None = None) -> tuple[list[str], list[str]]:
+        """An entry's recovery codes, (unused, used), for a person to see (the CLI); NoBackupCodes when none."""
+        clean_name = await self._checked_name("backup_list", name, actor)
+
+        def body(store: Store, version: int | None) -> tuple[list[str], list[str]]:
+            row = self._entry(store, clean_name, version)
+            if row is None:
+                raise EntryNotFound(clean_name)
+            codes = self._backup_codes(row)
+            if codes is None:
+                raise NoBackupCodes(clean_name, all_used=False)
+            return codes, self._backup_codes(row, USED_BACKUP_FIELD) or []
+
+        return await self._read("backup_list", clean_name, actor, body)
+
+    async def totp(
+        self, name: str, *, min_remaining: int | None = None, unused_only: bool = True, at: float | None = None,
+        actor: str | None = None, progress: Progress | None = None,
+    ) -> TotpCode:
+        """A code of an entry's seed that no one was handed before, with at least min_remaining seconds left.
+
+        min_remaining defaults to DEFAULT_MIN_REMAINING_S (a third of the period for a shorter
+        one). With unused_only (the default) each time step's code is handed out once, across
+        calls and processes on the data folder: when the current one was, or has too little
+        time left, the call waits for the next step (progress(waited, expected) is called while
+        it waits; cancelling it hands nothing out). unused_only=False returns the current code
+        without recording it. With `at` given nothing waits: the code is computed for that time
+        or a later step.
         """
         clean_name = await self._checked_name("totp", name, actor)
-        if isinstance(min_remaining, bool) or not isinstance(min_remaining, int) or min_remaining < 0:
+        if min_remaining is not None and (isinstance(min_remaining, bool) or not isinstance(min_remaining, int)
+                                          or min_remaining < 0):
             await self._refuse("totp", clean_name, actor, InvalidInput(
                 "min_remaining must be a whole number of seconds, 0 or more."))
 
-        def body(store: Store, version: int | None) -> otp.OtpSeed:
+        def body(store: Store, version: int | None) -> tuple[otp.OtpSeed, int, int]:
             row = self._entry(store, clean_name, version)
             if row is None:
                 raise EntryNotFound(clean_name)
             if SECRET_FIELD not in row.fields:
                 raise NoTotpSeed(clean_name)
             seed = self._open_seed(row)
-            if min_remaining >= seed.params.period:
+            if min_remaining is not None and min_remaining >= seed.params.period:
                 raise InvalidInput(
                     f"min_remaining ({min_remaining}) must be below the code period ({seed.params.period} s)."
                 )
-            return seed
+            return seed, row.id, row.versions.get(SECRET_FIELD, 0)
 
-        seed = await self._read("totp", clean_name, actor, body)
+        seed, entry_id, seed_version = await self._read("totp", clean_name, actor, body)
+        period = seed.params.period
+        least = min(DEFAULT_MIN_REMAINING_S, period // 3) if min_remaining is None else min_remaining
         start = at if at is not None else self._clock()
-        code = otp.totp_at(seed, start)
-        now = start
-        if code.remaining < min_remaining:
-            if at is not None:
-                now = code.expires_at
-            else:
-                while (now := self._clock()) < code.expires_at:
-                    await self._sleep(max(code.expires_at - now, 0.001))
-            code = otp.totp_at(seed, now)
+        moment = start
+        while True:
+            code = otp.totp_at(seed, moment)
+            if code.remaining >= least and (not unused_only or await self._claim(clean_name, entry_id, seed_version,
+                                                                                  code.step)):
+                now = moment if at is not None else self._clock()
+                left = min(period, math.ceil(code.expires_at - now))
+                if left >= max(least, 1):  # not when the claim itself took too long
+                    break
+            moment = await self._until(code.expires_at, start, at is not None, progress)
         return TotpCode(
-            name=clean_name, code=code.code, remaining=code.remaining, period=code.period, digits=code.digits,
+            name=clean_name, code=code.code, remaining=left, period=code.period, digits=code.digits,
             algorithm=code.algorithm, expires_at=iso(code.expires_at), waited=round(max(now - start, 0.0), 3),
         )
+
+    async def _claim(self, name: str, entry_id: int, seed_version: int, step: int) -> bool:
+        """Record a time step's code as handed out; False when someone already had it."""
+        def unit(store: Store) -> bool:
+            # Not synced at commit: after a power cut the step would long be over.
+            with store.transaction(durable=False):
+                return store.claim_step(entry_id, seed_version, step, self._clock(), keep=KEPT_STEPS)
+
+        try:
+            return await self._db.run(unit)
+        except sqlite3.IntegrityError:  # the entry was deleted since it was read
+            raise EntryNotFound(name) from None
+
+    async def _until(self, moment: float, started: float, computed: bool, progress: Progress | None) -> float:
+        """Wait until `moment` (at once when computing for a given time); the time then."""
+        if computed:
+            return moment
+        while (now := self._clock()) < moment:
+            if progress is not None:
+                await progress(now - started, moment - started)
+            await self._sleep(min(moment - now, PROGRESS_EVERY_S))
+        return now
 
     # -- key change -------------------------------------------------------------------
 

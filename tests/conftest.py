@@ -21,7 +21,7 @@ SEED_80 = "JBSWY3DPEHPK3PXP"
 SEED_RFC = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
 
 # Every tool the server lists, in its order: the five vault tools, then the five inbox tools.
-ALL_TOOLS = ["vault_put", "vault_get", "vault_totp", "vault_list", "vault_delete",
+ALL_TOOLS = ["vault_put", "vault_get", "vault_totp", "vault_backup_code", "vault_list", "vault_delete",
              "inbox_read", "inbox_wait", "inbox_mark", "inbox_accounts", "inbox_address"]
 
 
