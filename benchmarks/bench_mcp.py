@@ -1,5 +1,7 @@
 """vault_totp over stdio and the server's cold start, each beside a trivial one-tool MCPServer.
 
+Also vault_totp with its ledger of handed-out codes beside the same call without it.
+
     .venv/bin/python benchmarks/bench_mcp.py            # 7 rounds of 300 calls, 9 starts each
     .venv/bin/python benchmarks/bench_mcp.py --quick    # 3 rounds of 100 calls, 3 starts each
 
@@ -14,6 +16,10 @@ as a ratio ours/trivial against the issue's target (within 1.2x on both).
   timed with perf_counter. p50, p99 and calls/s are computed per round; the figure shown
   is the median over rounds. A call is what a client sees: the request, the tool, the
   response, and the client's check of structuredContent against the tool's outputSchema.
+- The ledger: vault_totp as agents call it (each code recorded, so no one gets it twice)
+  beside `unused_only=false` (the current code, not recorded), on two server processes on
+  one vault, rounds interleaved. Every call asks for a different entry, so no call waits for
+  a next time step (min_remaining=0 for the same reason); both sides open a seed per call.
 - Cold start: from spawning the process to the first tools/list response (the handshake
   included), a new process each start; the median over starts. Also our server's start to
   its first vault_totp result (the client lists tools before a first call, as it must
@@ -57,7 +63,7 @@ class Target:
     label: str
     params: StdioServerParameters
     tool: str
-    arguments: dict[str, Any]
+    arguments: Callable[[], dict[str, Any]]  # the next call's arguments
 
 
 @dataclass
@@ -105,20 +111,40 @@ def base_env() -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", os.defpath), "HOME": os.environ.get("HOME", "/")}
 
 
+def our_params(home: Path) -> StdioServerParameters:
+    return StdioServerParameters(command=sys.executable, args=["-m", "mailgent_mcp", "serve"],
+                                 env=base_env() | {"MAILGENT_HOME": str(home)})
+
+
 def targets(home: Path) -> tuple[Target, Target]:
-    """The trivial baseline and our server on a vault in home."""
+    """The trivial baseline and our server on a vault in home (the read path: no code recorded)."""
     trivial = Target(
         "trivial: code",
         StdioServerParameters(command=sys.executable, args=[str(TRIVIAL_SERVER)], env=base_env()),
-        "code", {"name": ENTRY},
+        "code", lambda: {"name": ENTRY},
     )
-    ours = Target(
-        "mailgent: vault_totp",
-        StdioServerParameters(command=sys.executable, args=["-m", "mailgent_mcp", "serve"],
-                              env=base_env() | {"MAILGENT_HOME": str(home)}),
-        "vault_totp", {"name": ENTRY},
-    )
+    ours = Target("mailgent: vault_totp", our_params(home), "vault_totp",
+                  lambda: {"name": ENTRY, "unused_only": False})
     return trivial, ours
+
+
+def ledger_targets(home: Path, entries: int) -> tuple[Target, Target]:
+    """vault_totp without and with its ledger, each call on an entry no call used before."""
+    names = iter(f"ledger-{i:05d}" for i in range(entries))
+    without = Target("vault_totp unused_only=false", our_params(home), "vault_totp",
+                     lambda: {"name": next(names), "min_remaining": 0, "unused_only": False})
+    with_ledger = Target("vault_totp (ledger)", our_params(home), "vault_totp",
+                         lambda: {"name": next(names), "min_remaining": 0})
+    return without, with_ledger
+
+
+async def store_ledger_entries(home: Path, entries: int) -> None:
+    """The entries the ledger rounds use, put through the vault directly (faster than over MCP)."""
+    from mailgent_mcp.vault import Vault
+
+    async with await Vault.open(home, environ={}) as vault:
+        for i in range(entries):
+            await vault.put(f"ledger-{i:05d}", {"secret": SEED})
 
 
 def connect(target: Target) -> Client:
@@ -140,7 +166,7 @@ async def store_entry(ours: Target) -> str:
         checked("vault_put", await client.call_tool(
             "vault_put", {"name": ENTRY, "type": "LOGIN",
                           "data": {"username": "bench", "password": "bench-password", "secret": SEED}}))
-        result = checked("vault_totp", await client.call_tool("vault_totp", {"name": ENTRY}))
+        result = checked("vault_totp", await client.call_tool("vault_totp", {"name": ENTRY, "unused_only": False}))
         return str((result.structured_content or {}).get("code"))
 
 
@@ -152,15 +178,16 @@ async def round_trips(pair: tuple[Target, ...], calls: int, rounds: int, warmup:
         for target, client in zip(pair, clients):
             await client.list_tools()
             for _ in range(warmup):
-                checked(target.tool, await client.call_tool(target.tool, target.arguments))
+                checked(target.tool, await client.call_tool(target.tool, target.arguments()))
         for _ in range(rounds):
             for target, client, result in zip(pair, clients, results):
                 gc.collect()
                 latencies = []
                 start = time.perf_counter()
                 for _ in range(calls):
+                    arguments = target.arguments()
                     before = time.perf_counter()
-                    outcome = await client.call_tool(target.tool, target.arguments)
+                    outcome = await client.call_tool(target.tool, arguments)
                     latencies.append(time.perf_counter() - before)
                     checked(target.tool, outcome)
                 elapsed = time.perf_counter() - start
@@ -183,7 +210,7 @@ async def time_to_call(target: Target) -> float:
     """Seconds from spawn to the first result of target's tool (the client lists tools first)."""
     start = time.perf_counter()
     async with connect(target) as client:
-        checked(target.tool, await client.call_tool(target.tool, target.arguments))
+        checked(target.tool, await client.call_tool(target.tool, target.arguments()))
         elapsed = time.perf_counter() - start
     return elapsed
 
@@ -209,8 +236,12 @@ async def run(rounds: int, calls: int, warmup: int, starts: int) -> None:
         trivial, ours = targets(Path(tmp) / "home")
         first_code = await store_entry(ours)
         trips = await round_trips((trivial, ours), calls, rounds, warmup)
+        entries = 2 * (warmup + rounds * calls)
+        await store_ledger_entries(Path(tmp) / "home", entries)
+        ledger = await round_trips(ledger_targets(Path(tmp) / "home", entries), calls, rounds, warmup)
         boots = await cold_starts(trivial, ours, starts)
     print_report(trips, boots, rounds=rounds, calls=calls, warmup=warmup, starts=starts, first_code=first_code)
+    print_ledger(ledger)
 
 
 def print_report(trips: list[RoundTrips], boots: list[Starts], *, rounds: int, calls: int, warmup: int,
@@ -246,6 +277,18 @@ def print_report(trips: list[RoundTrips], boots: list[Starts], *, rounds: int, c
     print(_verdict("round trip calls/s", slowdown,
                    shown=f"{ours.rate / base.rate:.2f}x trivial's, {slowdown:.2f}x the time per call"))
     print(_verdict("cold start to tools/list", ours_list.median / triv_list.median))
+
+
+def print_ledger(trips: list[RoundTrips]) -> None:
+    without, ledger = trips
+    print()
+    print("the ledger: each call on a fresh entry, min_remaining=0; two servers on one vault, rounds interleaved")
+    print(f"{'one tools/call':<30} {'calls/s':>9} {'p50':>10} {'p99':>10}")
+    for r in trips:
+        print(f"{r.label:<30} {r.rate:>9,.0f} {_duration(r.p50):>10} {_duration(r.p99):>10}")
+    print(f"{'ratio ledger/without':<30} {ledger.rate / without.rate:>8.2f}x {ledger.p50 / without.p50:>9.2f}x "
+          f"{ledger.p99 / without.p99:>9.2f}x")
+    print(_verdict("ledger round trip p50", ledger.p50 / without.p50))
 
 
 def _verdict(what: str, ratio: float, shown: str | None = None) -> str:

@@ -3,24 +3,30 @@
     POST /signup      {email, password}        -> mails a 6-digit code to email over SMTP
     POST /verify      {email, code}            -> the address is verified
     POST /2fa/enrol   {email, password}        -> {otpauth_uri, qr_svg}: the seed, and its QR code
-    POST /2fa/confirm {email, code}            -> 2FA on, once a TOTP code checks out
+    POST /2fa/enrol   {email, password, show: "qr"} -> {page_png}: only a screenshot of the
+                                                  enrolment page with its QR code (base64 PNG)
+    POST /2fa/confirm {email, code}            -> 2FA on, once a TOTP code checks out, and
+                                                  {recovery_codes}: 8 single-use codes
     POST /login       {email, password, totp}  -> {logged_in: true}, or 401
+    POST /login       {email, password, recovery_code} -> the same with a recovery code, once each
 
 JSON in, JSON out, over HTTP on 127.0.0.1 (stdlib http.server, one thread per request).
 It keeps its own copy of each seed and checks codes the way a real login page does
-(RFC 6238: the current step or the one before, and no code accepted twice). For the demo and the tests; not a
+(RFC 6238: the current step or the one before, and no code accepted twice); a recovery
+code works once. For the demo and the tests; not a
 template for a real service (no rate limits, state in memory).
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import secrets
 import smtplib
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,6 +52,7 @@ class Account:
     seed: bytes | None = None
     totp_on: bool = False
     last_step: int = -1  # the time step of the last code accepted: each code is taken once
+    recovery: set[str] = field(default_factory=set)  # unused recovery codes
 
 
 class SampleService:
@@ -89,17 +96,18 @@ class SampleService:
             b32 = base64.b32encode(account.seed).decode().rstrip("=")
         return f"otpauth://totp/{SERVICE_NAME}:{quote(email)}?secret={b32}&issuer={SERVICE_NAME}"
 
-    def confirm(self, email: str, code: str) -> bool:
-        """Turn 2FA on once the agent shows a valid code."""
+    def confirm(self, email: str, code: str) -> list[str] | None:
+        """Turn 2FA on once the agent shows a valid code; the recovery codes, or None."""
         with self._lock:
             account = self.accounts.get(email)
             if account is None or account.seed is None or not self._totp_ok(account, code):
-                return False
+                return None
             account.totp_on = True
-            return True
+            account.recovery = {f"{secrets.token_hex(2)}-{secrets.token_hex(2)}" for _ in range(8)}
+            return sorted(account.recovery)
 
-    def login(self, email: str, password: str, code: str) -> bool:
-        """Password, then TOTP when 2FA is on."""
+    def login(self, email: str, password: str, code: str, recovery_code: str = "") -> bool:
+        """Password, then TOTP (or a recovery code, once) when 2FA is on."""
         with self._lock:
             try:
                 account = self._checked(email, password)
@@ -107,7 +115,14 @@ class SampleService:
                 return False
             if not account.verified:
                 return False
-            return not account.totp_on or self._totp_ok(account, code)
+            if not account.totp_on:
+                return True
+            if recovery_code:
+                if recovery_code in account.recovery:
+                    account.recovery.discard(recovery_code)
+                    return True
+                return False
+            return self._totp_ok(account, code)
 
     def _checked(self, email: str, password: str) -> Account:
         account = self.accounts.get(email)
@@ -182,14 +197,17 @@ class SampleService:
         if path == "/2fa/enrol":
             try:
                 uri = self.enrol(email, password)
-                return HTTPStatus.OK, {"otpauth_uri": uri, "qr_svg": segno.make(uri, error="m").svg_inline()}
             except PermissionError as exc:
                 return HTTPStatus.FORBIDDEN, {"error": str(exc)}
+            if body.get("show") == "qr":
+                return HTTPStatus.OK, {"page_png": base64.b64encode(enrolment_page(uri, email)).decode()}
+            return HTTPStatus.OK, {"otpauth_uri": uri, "qr_svg": segno.make(uri, error="m").svg_inline()}
         if path == "/2fa/confirm":
-            ok = self.confirm(email, code)
-            return (HTTPStatus.OK, {"totp": "on"}) if ok else (HTTPStatus.BAD_REQUEST, {"error": "wrong code"})
+            codes = self.confirm(email, code)
+            return ((HTTPStatus.OK, {"totp": "on", "recovery_codes": codes}) if codes is not None
+                    else (HTTPStatus.BAD_REQUEST, {"error": "wrong code"}))
         if path == "/login":
-            ok = self.login(email, password, str(body.get("totp", "")))
+            ok = self.login(email, password, str(body.get("totp", "")), str(body.get("recovery_code", "")))
             return (HTTPStatus.OK, {"logged_in": True}) if ok else (HTTPStatus.UNAUTHORIZED, {"logged_in": False})
         return HTTPStatus.NOT_FOUND, {"error": "no such endpoint"}
 
@@ -199,3 +217,28 @@ class SampleService:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
+
+
+def enrolment_page(uri: str, email: str) -> bytes:
+    """A screenshot of a 2FA set-up page (1280x800 PNG): headings, text, and the QR code, no key in text."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    page = Image.new("RGB", (1280, 800), "white")
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, 1280, 64), fill=(36, 41, 47))
+    draw.text((32, 18), SERVICE_NAME, fill="white", font=ImageFont.load_default(size=26))
+    draw.rectangle((960, 64, 1280, 800), fill=(246, 248, 250))
+    for i, item in enumerate(("Profile", "Password", "Two-factor authentication", "Sessions")):
+        draw.text((990, 100 + 40 * i), item, fill=(36, 41, 47), font=ImageFont.load_default(size=18))
+    draw.text((80, 100), "Set up two-factor authentication", fill="black", font=ImageFont.load_default(size=30))
+    text = ImageFont.load_default(size=18)
+    draw.text((80, 150), f"Scan this code with your authenticator app to protect {email}.", fill=(60, 60, 60),
+              font=text)
+    qr = io.BytesIO()
+    segno.make(uri, error="m").save(qr, kind="png", scale=6, border=4)
+    page.paste(Image.open(io.BytesIO(qr.getvalue())).convert("RGB"), (80, 200))
+    draw.text((80, 640), "Then enter the 6-digit code the app shows to finish.", fill=(60, 60, 60), font=text)
+    draw.rectangle((80, 680, 380, 730), outline=(200, 200, 200), width=2)
+    out = io.BytesIO()
+    page.save(out, format="PNG")
+    return out.getvalue()
