@@ -75,4 +75,4 @@ def test_inspector_sees_a_clear_error_for_a_missing_entry(home: Path) -> None:
 def test_inspector_with_dotted_tool_names(home: Path) -> None:
     listing = inspector(home, "--method", "tools/list", env_extra={"MAILGENT_TOOL_NAMES": "dotted"})
     assert {t["name"] for t in listing["tools"]} == {  # type: ignore[union-attr, index]
-        n.replace("_", ".") for n in ALL_TOOLS}
+        n.replace("_", ".", 1) for n in ALL_TOOLS}

@@ -59,6 +59,9 @@ RUN: dict[str, tuple[str, str]] = {
     "mailgent-mcp vault totp github": ("", " s left"),
     "mailgent-mcp vault get github": ("", "bot@example.com"),
     "mailgent-mcp vault get github --field password": ("", "pw-from-stdin"),
+    "mailgent-mcp vault put github --password --backup-codes": ("pw-from-stdin\nc1-x c2-y, c3-z\n", "3 unused"),
+    "mailgent-mcp vault backup-codes github": ("", "c2-y"),
+    "mailgent-mcp vault put signup --username bot@example.com --generate-password 20": ("", "Generated password"),
     "mailgent-mcp vault list": ("", "github"),
     "mailgent-mcp vault import < export.txt": (URI + "\n", "Example"),
     "printf '%s\\n%s\\n' \"$PASSWORD\" \"$OTPAUTH_URI\" | mailgent-mcp vault put svc --type login --password --secret":

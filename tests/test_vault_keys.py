@@ -27,7 +27,7 @@ async def _store_sample(home: Path, environ: dict[str, str]) -> None:
 
 async def _read_sample(home: Path, environ: dict[str, str]) -> str:
     async with await Vault.open(home, environ=environ) as v:
-        assert (await v.totp("svc", at=1_234_567_890)).code == "005924"
+        assert (await v.totp("svc", at=1_234_567_890, unused_only=False)).code == "005924"
         return (await v.get("svc")).data["password"]
 
 
