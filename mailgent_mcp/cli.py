@@ -95,6 +95,10 @@ async def cmd_vault_put(vault: Vault, args: argparse.Namespace, out: TextIO, rea
         if key in ("password", SECRET_FIELD):
             raise InvalidInput(f"The {key} is never taken from the command line; use --{key} to be asked for it.")
         data[key] = value
+    if args.qr is not None:
+        if args.secret:
+            raise InvalidInput("Give the TOTP seed one way: --secret or --qr FILE, not both. Nothing was stored.")
+        data[SECRET_FIELD] = _seed_from_qr_file(args.qr)  # before any prompt: a bad image asks for nothing
     # Read order on stdin: password, secret, then each --field in the order given.
     if args.password:
         data["password"] = reader.read("Password", confirm=True)
@@ -143,6 +147,30 @@ async def cmd_vault_backup_codes(vault: Vault, args: argparse.Namespace, out: Te
         out.write(f"{code}  (used)\n")
     out.write(f"{len(unused)} unused, {len(spent)} used.\n" if out.isatty() else "")
     return 0
+
+
+def _seed_from_qr_file(path: str) -> str:
+    """The otpauth:// URI in the QR code of the image file given to --qr (read whole, at most qr.MAX_IMAGE_BYTES)."""
+    from mailgent_mcp import qr  # Pillow and zxing-cpp are loaded only when an image is given
+
+    what = f"--qr {path!r}"
+    try:
+        with open(path, "rb") as file:
+            image = file.read(qr.MAX_IMAGE_BYTES + 1)
+    except FileNotFoundError:
+        raise InvalidInput(f"{what}: no such file; give the path of the QR code image (PNG, JPEG, WebP or "
+                           "GIF).") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"{what} is a folder; give the path of the QR code image file.") from None
+    except PermissionError:
+        raise InvalidInput(f"{what} cannot be read (permission denied); make it readable, or copy it "
+                           "elsewhere.") from None
+    except OSError:
+        raise InvalidInput(f"{what} could not be read; check the path and give the image file itself.") from None
+    if len(image) > qr.MAX_IMAGE_BYTES:
+        raise InvalidInput(f"{what} is larger than {qr.MAX_IMAGE_BYTES // (1024 * 1024)} MB; crop it to the part "
+                           "of the page with the QR code, or save it as PNG or JPEG.")
+    return qr.secret_from_image(image)
 
 
 async def cmd_vault_get(vault: Vault, args: argparse.Namespace, out: TextIO, reader: SecretReader) -> int:
@@ -408,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("--set", action="append", metavar="FIELD=VALUE", help="a non-secret extra field")
     put.add_argument("--password", action="store_true", help="ask for the password (or read a line of stdin)")
     put.add_argument("--secret", action="store_true", help="ask for the TOTP seed or otpauth:// URI (or read stdin)")
+    put.add_argument("--qr", metavar="FILE",
+                     help="read the TOTP seed from the QR code in this image (PNG, JPEG, WebP, GIF; a page screenshot)")
     put.add_argument("--field", action="append", metavar="FIELD", help="ask for a secret extra field, e.g. api_key")
     put.add_argument("--backup-codes", action="store_true",
                      help="ask for the recovery codes the service gave (one line, separated by spaces or commas)")

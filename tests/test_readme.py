@@ -19,6 +19,7 @@ from mailgent_mcp.cli import build_parser
 from mailgent_mcp.imap import ImapAccount
 
 from .conftest import SEED_RFC, clean_env
+from .qr_images import encode, enrolment_page, qr_image
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -56,6 +57,7 @@ RUN: dict[str, tuple[str, str]] = {
     "mailgent-mcp vault put github --type login --username bot@example.com --url https://github.com --password":
         ("pw-from-stdin\n", "github"),
     "mailgent-mcp vault put github --secret": (SEED_RFC + "\n", "github"),
+    "mailgent-mcp vault put github --qr enrol.png": ("", "github"),
     "mailgent-mcp vault totp github": ("", " s left"),
     "mailgent-mcp vault get github": ("", "bot@example.com"),
     "mailgent-mcp vault get github --field password": ("", "pw-from-stdin"),
@@ -128,6 +130,7 @@ def test_every_documented_mailgent_command_parses(line: str) -> None:
 def test_the_readme_commands_run(home: Path) -> None:
     save_account(home, ImapAccount(name="work", host="imap.example.test", port=993, username="agent@example.test"))
     env = clean_env(home, PASSWORD="pw-2", OTPAUTH_URI=URI, NEW_PASSPHRASE="plum velvet harbor cactus")
+    (home.parent / "enrol.png").write_bytes(encode(enrolment_page(qr_image(URI)), "PNG"))
     for line, (stdin, expected) in RUN.items():
         done = subprocess.run(["bash", "-c", line.replace("mailgent-mcp", f"{sys.executable} -m mailgent_mcp")
                                .replace("< export.txt", "")], input=stdin, capture_output=True, text=True,
