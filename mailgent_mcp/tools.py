@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mailgent_mcp.config import ENV_DEFAULT_ENTRY, Settings
 from mailgent_mcp.errors import InvalidInput, MailgentError
+from mailgent_mcp.fields import SECRET_FIELD
 from mailgent_mcp.models import BackupCode, EntrySummary, EntryView, StoredEntry, TotpCode
 from mailgent_mcp.passgen import DEFAULT_LENGTH, MAX_LENGTH, MIN_LENGTH, PasswordRule
 from mailgent_mcp.vault import Vault
@@ -214,12 +215,21 @@ def register_vault_tools(server: MCPServer, provider: VaultProvider, settings: S
         totp: Annotated[TotpOptions | None, Field(description="Only for a bare base32 seed")] = None,
         generate_password: Annotated[PasswordOptions | None, Field(description=(
             "Make a strong random password, store it and return it once"))] = None,
+        qr_image: Annotated[str | None, Field(description=(
+            "A screenshot of the 2FA setup page or its QR code (base64 PNG, JPEG, WebP or GIF): the seed is read "
+            "from it, the image not kept"))] = None,
         remove: Annotated[list[str] | None, Field(max_length=32, description="Names of fields to delete")] = None,
         if_absent: Annotated[bool, Field(description="Fail instead of updating when the entry exists")] = False,
         ctx: Context | None = None,
     ) -> StoredEntry:
         async def call() -> StoredEntry:
             fields = put_fields(data, remove or [])
+            if qr_image is not None:
+                if fields.get(SECRET_FIELD) is not None:
+                    raise InvalidInput("Give the TOTP seed one way: data.secret or qr_image, not both.")
+                from mailgent_mcp import qr  # Pillow and zxing-cpp load on first use, not at every start
+
+                fields[SECRET_FIELD] = await asyncio.to_thread(qr.secret_from_image, qr.image_from_base64(qr_image))
             if not fields and generate_password is None and type is None:
                 raise InvalidInput("Nothing to store: pass data, generate_password or remove.")
             options = totp.model_dump(exclude_none=True) if totp else None
@@ -296,8 +306,9 @@ def register_vault_tools(server: MCPServer, provider: VaultProvider, settings: S
         description=(
             "Store or update a login, API key, note or TOTP seed in the encrypted local vault; given fields replace "
             "stored ones, the rest are kept. To enable 2FA pass the otpauth:// URI (or base32 seed) as data.secret: "
-            "sealed, never returned; codes come from vault_totp. generate_password makes the password for a "
-            "sign-up. The result names fields, never values (but a generated password, once)."),
+            "sealed, never returned; codes come from vault_totp. A service that shows only a QR code: pass a "
+            "screenshot as qr_image. generate_password makes the password for a sign-up. The result names "
+            "fields, never values (but a generated password, once)."),
         annotations=_hints(read_only=False, destructive=True, idempotent=False),
     )
     server.add_tool(
