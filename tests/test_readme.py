@@ -56,7 +56,11 @@ RUN: dict[str, tuple[str, str]] = {
     "mailgent-mcp vault put github --type login --username bot@example.com --url https://github.com --password":
         ("pw-from-stdin\n", "github"),
     "mailgent-mcp vault put github --secret": (SEED_RFC + "\n", "github"),
+    "mailgent-mcp vault put github --password --backup-codes":
+        ("pw-from-stdin\nabcd-1234 efgh-5678 ijkl-9012\n", "Recovery codes: 3 unused"),
+    "mailgent-mcp vault put signup --username bot@example.com --generate-password 20": ("", "Generated password"),
     "mailgent-mcp vault totp github": ("", " s left"),
+    "mailgent-mcp vault backup-codes github": ("", "efgh-5678"),
     "mailgent-mcp vault get github": ("", "bot@example.com"),
     "mailgent-mcp vault get github --field password": ("", "pw-from-stdin"),
     "mailgent-mcp vault list": ("", "github"),
