@@ -342,14 +342,21 @@ async def cmd_audit_acknowledge(vault: Vault, args: argparse.Namespace, out: Tex
     return 0
 
 
-def cmd_token(args: argparse.Namespace, out: TextIO) -> int:
+def cmd_token(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Print a new token alone on out, so `TOKEN=$(mailgent-mcp token)` captures it; the explanation goes to err."""
     home = ensure_home(args.home if args.home is not None else default_home(args.environ))
     token = create_token(home, rotate=args.rotate)
-    out.write(
-        f"{token}\n\nThis is the bearer token for `mailgent-mcp serve --transport http|sse`. It is shown only now;\n"
-        f"the data folder keeps just its hash ({TOKEN_FILE}). Give it to your MCP client as the header\n"
-        "  Authorization: Bearer <token>\n"
+    out.write(f"{token}\n")
+    out.flush()
+    err.write(
+        "The line on standard output is the bearer token for `mailgent-mcp serve --transport http|sse`.\n"
+        f"It is shown only now: the data folder keeps just its hash ({TOKEN_FILE}).\n"
+        + ("The previous token stops working at once, in running servers too.\n" if args.rotate else "")
+        + "Clients send it as the header `Authorization: Bearer <token>`. Only the token goes to standard\n"
+        "output, so `TOKEN=$(mailgent-mcp token)` (or `token --rotate`) captures it alone.\n"
     )
+    if args.environ.get(ENV_TOKEN):
+        err.write(f"{ENV_TOKEN} is set here: a server started with it accepts that value instead of this token.\n")
     return 0
 
 
@@ -560,7 +567,7 @@ async def _run(args: argparse.Namespace) -> int:
             os._exit(0)
         return 0
     if args.group == "token":
-        return cmd_token(args, sys.stdout)
+        return cmd_token(args, sys.stdout, sys.stderr)
     if args.group == "inbox":
         reader = SecretReader(sys.stdin)
         return int(await args.handler(args, sys.stdout, reader.read))

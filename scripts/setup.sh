@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Creates .venv with mailgent-mcp installed (editable). With --test, also the test tools,
 # the Debian packages the tests run against (oathtool, Dovecot's IMAP and LMTP servers,
-# Node.js) and the MCP Inspector CLI from npm.
+# npm) and, with one `npm ci` into tests/node, the Node.js MCP clients the tests drive the
+# server with: the MCP Inspector CLI, the TypeScript SDK, and the Node.js runtime they run on
+# (all pinned by tests/node/package.json and package-lock.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,11 +30,28 @@ if [ "${1:-}" = "--test" ]; then
   fi
 fi
 
-if [ "${1:-}" = "--test" ] && [ ! -x tests/inspector/node_modules/.bin/mcp-inspector ]; then
-  echo "setup: installing the MCP Inspector CLI (npm) into tests/inspector" >&2
-  if ! npm ci --prefix tests/inspector --no-audit --no-fund >tests/inspector/npm.log 2>&1; then
-    cat tests/inspector/npm.log >&2
-    echo "setup: npm ci failed (log above)" >&2
+if [ "${1:-}" = "--test" ]; then
+  # Installed again whenever package-lock.json differs from the one last installed.
+  lock=tests/node/package-lock.json
+  installed=tests/node/node_modules/.mailgent-installed-lock.json
+  if ! cmp -s "$lock" "$installed"; then
+    echo "setup: installing the Node.js MCP clients (npm ci) into tests/node" >&2
+    if ! npm ci --prefix tests/node --no-audit --no-fund >tests/node/npm.log 2>&1; then
+      cat tests/node/npm.log >&2
+      echo "setup: npm ci failed (log above)" >&2
+      exit 1
+    fi
+    cp "$lock" "$installed"
+  fi
+  # The Inspector 2.x needs Node.js 22.19 or newer: the runtime npm installed for this
+  # platform (linux x64 or arm64; not always linked as .bin/node), else the node on PATH.
+  node="$(command -v node || true)"
+  for pinned in tests/node/node_modules/node-linux-*/bin/node; do
+    [ -x "$pinned" ] && node="$pinned"
+  done
+  if ! "$node" -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 19) ? 0 : 1)'; then
+    echo "setup: the MCP Inspector needs Node.js 22.19 or newer, and $node is $("$node" --version);" \
+      "npm has no Node.js runtime package for this platform: install Node.js 22.19+ and put it on PATH" >&2
     exit 1
   fi
 fi

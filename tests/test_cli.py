@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -117,6 +119,35 @@ def test_passwd_switches_to_a_passphrase_read_from_stdin(home: Path) -> None:
     env = clean_env(home, MAILGENT_PASSPHRASE="plum velvet harbor cactus")
     assert _ok(home, "vault", "get", "x", "--field", "password", env=env) == "p\n"
     assert run_cli(home, "vault", "list").returncode == 3
+
+
+TOKEN_LINE = re.compile(r"mgt_[A-Za-z0-9_-]{40,}\n")
+
+
+@pytest.mark.parametrize("rotate", [False, True], ids=["token", "token-rotate"])
+def test_token_prints_only_the_token_on_stdout_and_explains_on_stderr(home: Path, rotate: bool) -> None:
+    # So that `TOKEN=$(mailgent-mcp token)` captures the token and nothing else.
+    if rotate:
+        _ok(home, "token")
+    made = run_cli(home, "token", *(["--rotate"] if rotate else []))
+    assert made.returncode == 0, made.stderr
+    assert TOKEN_LINE.fullmatch(made.stdout), made.stdout
+    token = made.stdout.strip()
+    assert "Authorization: Bearer <token>" in made.stderr and "shown only now" in made.stderr
+    assert ("stops working" in made.stderr) is rotate
+    assert token not in made.stderr
+    script = f'TOKEN=$({sys.executable} -m mailgent_mcp token --rotate) && printf "%s" "$TOKEN"'
+    captured = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=clean_env(home),
+                              timeout=60)
+    assert captured.returncode == 0, captured.stderr
+    assert TOKEN_LINE.fullmatch(captured.stdout + "\n") and captured.stdout != token
+
+
+def test_token_refuses_to_replace_a_token_without_rotate_and_prints_nothing_on_stdout(home: Path) -> None:
+    first = _ok(home, "token").strip()
+    again = run_cli(home, "token")
+    assert again.returncode == 2 and again.stdout == ""
+    assert "--rotate" in again.stderr and first not in again.stderr
 
 
 def test_audit_tail_and_verify_detect_an_edited_row(home: Path) -> None:
