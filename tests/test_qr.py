@@ -17,7 +17,7 @@ import logging
 import struct
 import subprocess
 import zlib
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -430,3 +430,37 @@ def test_cli_put_qr_refuses_a_file_over_the_limit_reading_only_that_much(home: P
         file.truncate(MAX_IMAGE_BYTES * 3)  # sparse: no disk used
     result = _run(home, "vault", "put", "svc", "--qr", str(big))
     assert result.returncode == 2 and "is larger than 10 MB" in result.stderr
+
+
+async def test_vault_put_reads_a_screenshot_given_as_qr_image(home: Path, oathtool: str) -> None:
+    """The tool path, as an agent calls it: a base64 screenshot of the set-up page, then a code."""
+    from mcp import Client
+
+    from mailgent_mcp.config import Settings
+    from mailgent_mcp.server import build_server
+    from mailgent_mcp.tools import VaultProvider
+
+    from .conftest import error_text, ok
+
+    page = base64.b64encode(encode(enrolment_page(qr_image(URI, 4)), "PNG")).decode()
+    blank = base64.b64encode(encode(enrolment_page(None), "PNG")).decode()
+    leaky = base64.b64encode(encode(enrolment_page(qr_image(SENTINEL_URI, 4)), "PNG")).decode()
+    provider = VaultProvider(home, {})
+    try:
+        async with Client(build_server(Settings(home=home), provider)) as c:
+            stored = await c.call_tool("vault_put", {"name": "example", "qr_image": page})
+            code = ok(await c.call_tool("vault_totp", {"name": "example", "unused_only": False}))
+            none = error_text(await c.call_tool("vault_put", {"name": "other", "qr_image": blank}))
+            both = error_text(await c.call_tool("vault_put", {"name": "x", "qr_image": leaky,
+                                                              "data": {"secret": SENTINEL}}))
+    finally:
+        await provider.close()
+    info = ok(stored)
+    assert info["has_totp"] and info["totp"]["issuer"] == "Example"  # type: ignore[index]
+    assert SEED_RFC not in str(stored.content) + str(stored.structured_content)
+    end = datetime.strptime(str(code["expires_at"]), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    expected = subprocess.run([oathtool, "--totp", "-b", SEED_RFC, "--now", f"@{int(end) - 1}"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    assert code["code"] == expected
+    assert "No QR code was found" in none
+    assert "one way: data.secret or qr_image" in both and SENTINEL not in both
