@@ -1,12 +1,14 @@
 """`mailgent-mcp demo`: the whole job, step by step, with nothing configured.
 
 In a throw-away data folder it starts a small local web service (sign-up by email, a
-verification code sent over SMTP, 2FA enrolment showing an otpauth:// URI, a login that
-checks the password and the TOTP code; see sample_service.py) and `mailgent-mcp serve`
-with its embedded SMTP inbox, over stdio. An agent (demo_agent.py) talks to the server
-only through MCP: it gets an address, signs up, waits for the verification mail, types
-the code, stores the password and the 2FA seed, and logs in with a TOTP code. Exits 0
-only when the service accepted the login. With --keep, the folder and the service stay
+verification code sent over SMTP, 2FA enrolment shown only as a QR code in a screenshot,
+recovery codes, a login that checks the password and the TOTP code, and takes each code
+once; see sample_service.py) and `mailgent-mcp serve` with its embedded SMTP inbox, over
+stdio. An agent (demo_agent.py) talks to the server only through MCP, calling each tool
+with its defaults: it gets an address, has a password made, signs up, finds the
+verification mail that already came, types the code, has the seed read from the QR
+screenshot, stores the recovery codes, and logs in with a TOTP code and then with a
+recovery code. Exits 0 only when the service accepted both logins. With --keep, the folder and the service stay
 up so a person can try the tools from their own MCP client.
 """
 
@@ -57,7 +59,7 @@ async def run_demo(out: TextIO, home: Path | None = None, keep: bool = False) ->
     try:
         step(f"data folder: {folder} (master.key is created on first use)")
         url = service.serve(HOST)
-        step(f"sample service on {url}: sign-up by email, 2FA enrolment, login with password and TOTP")
+        step(f"sample service on {url}: sign-up by email, 2FA by QR code, login with TOTP or a recovery code")
         env = {"MAILGENT_HOME": str(folder), "MAILGENT_SMTP_LISTEN": f"{HOST}:{smtp_port}",
                "PATH": os.environ.get("PATH", "")}
         server = StdioServerParameters(command=sys.executable, args=["-m", "mailgent_mcp", "serve"], env=env)
