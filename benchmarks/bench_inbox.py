@@ -596,7 +596,7 @@ def query_plans(made: Sequence[tuple[Mail, str]], rng: random.Random, count: int
         "subject substring": [MessageQuery(subject=subject_word().lower()) for _ in range(count)],
         "full-text word": [MessageQuery(text=rng.choice(WORDS)) for _ in range(count)],
         "unread only": [MessageQuery(seen=False) for _ in range(count)],
-        # what inbox_wait asks while it waits: mail received since its call (none yet)
+        # what inbox_wait asks while it waits: mail received since a moment (none yet)
         "received since now (none)": [MessageQuery(since=time.time() + 3600) for _ in range(count)],
     }
 

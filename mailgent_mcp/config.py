@@ -139,3 +139,9 @@ def config_value(table: Mapping[str, Any], key: str, kind: type[T], where: str, 
         raise ConfigError(f"{key} in config.toml's [{where}] table must be {TOML_TYPES[kind]}{such}, not "
                           f"{toml_type(value)}; fix or remove it.")
     return value
+
+
+def mail_configured(home: Path, environ: Mapping[str, str], smtp_listen: str | None) -> bool:
+    """True when a server with these settings has mail to receive: IMAP accounts, MAILGENT_IMAP_URL or an SMTP inbox."""
+    return bool(smtp_listen or environ.get("MAILGENT_SMTP_LISTEN") or environ.get("MAILGENT_IMAP_URL")
+                or load_config(home).get("accounts"))

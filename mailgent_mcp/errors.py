@@ -10,7 +10,8 @@
     ├── NoBackupCodes             the entry holds no unused recovery code       (exit 4)
     ├── VaultCorrupt              a sealed value failed to open with the right key (exit 5)
     ├── AuditChainBroken          `audit verify` found an edited or missing row (exit 6)
-    └── ConfigError               the data folder or environment is unusable    (exit 7)
+    ├── ConfigError               the data folder or environment is unusable    (exit 7)
+    └── NoMailSource              no IMAP account nor SMTP inbox: no mail comes (exit 8)
 
 Every message says what went wrong and what to do next. None carries a password, a seed,
 a key or a library's raw error text: callers translate lower-level errors at one
@@ -103,3 +104,17 @@ class ConfigError(MailgentError):
     """The data folder or the environment's settings cannot be used."""
 
     exit_code = 7
+
+
+class NoMailSource(MailgentError):
+    """No mail can reach the cache: no IMAP account, no MAILGENT_IMAP_URL and no SMTP inbox."""
+
+    exit_code = 8
+
+    def __init__(self) -> None:
+        super().__init__(
+            "No mail source is set up, so no mail can arrive. Add an IMAP account with `mailgent-mcp inbox add "
+            "NAME --host HOST --username ADDRESS` (it asks for the password), or run the SMTP inbox for local "
+            "services with `mailgent-mcp serve --smtp-listen 127.0.0.1:2525` (MAILGENT_SMTP_LISTEN in an MCP "
+            "client's config); a running MCP server takes either when it is restarted."
+        )

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mailgent_mcp.config import VAULT_DB, config_table, ensure_home
+from mailgent_mcp.config import VAULT_DB, config_table, ensure_home, mail_configured
 from mailgent_mcp.errors import ConfigError, InvalidInput
 from mailgent_mcp.parse import ParsedMessage
 from mailgent_mcp.store import Database, MessageQuery, Store
@@ -36,6 +36,7 @@ MAX_LABEL_CHARS = 64
 CHANGE_POLL_S = 0.05  # how often a waiter looks for mail cached by another process
 ENV_RETENTION = "MAILGENT_RETENTION"
 DEFAULT_RETENTION = "30d"
+SMTP_LEASE_PREFIX = "smtp "  # an SMTP inbox address's lease among the pollers' (smtp.lease_name)
 
 
 @dataclass(frozen=True)
@@ -368,6 +369,29 @@ class Inbox:
         """Which of these message ids are cached."""
         return await self._db.read(Store.existing, ids)
 
+    async def issue_address(self, address: str, account: str) -> float:
+        """Record that inbox_address issued an address (the first issue stands); when it was issued."""
+        now = self._clock()
+
+        def unit(store: Store) -> float:
+            with store.transaction(durable=False):
+                return store.issue_address(address, account, now)
+
+        return await self._db.run(unit)
+
+    async def issued_at(self, address: str) -> float | None:
+        """When inbox_address issued an address, or None when it did not (or the record was purged)."""
+        return await self._db.read(Store.issued_at, address)
+
+    async def smtp_elsewhere(self) -> str | None:
+        """HOST:PORT of an SMTP inbox whose lease a live server process of this folder holds, if any."""
+        now = self._clock()
+        for p in await self.pollers():
+            name = str(p["account"])
+            if name.startswith(SMTP_LEASE_PREFIX) and float(str(p["expires_at"])) > now:
+                return name.removeprefix(SMTP_LEASE_PREFIX)
+        return None
+
     async def handed_out(self, ids: Sequence[int]) -> set[tuple[int, str]]:
         """(message, item) pairs already handed out by inbox_wait, among ids."""
         return await self._db.read(Store.handed_out, ids)
@@ -452,6 +476,11 @@ class Inbox:
                 return store.purge_messages(before)
 
         return await self._db.run(unit)
+
+
+async def mail_can_arrive(inbox: Inbox, home: Path, environ: Mapping[str, str], smtp_listen: str | None) -> bool:
+    """True when mail can reach this folder's cache: a source configured here, or an SMTP inbox another server runs."""
+    return mail_configured(home, environ, smtp_listen) or await inbox.smtp_elsewhere() is not None
 
 
 def retention(config: Mapping[str, Any], environ: Mapping[str, str]) -> float | None:

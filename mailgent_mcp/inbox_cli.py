@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from mailgent_mcp.cli import whole
 from mailgent_mcp.config import FIRST_SYNC_DAYS_MAX, FIRST_SYNC_MAX, default_home, ensure_home
-from mailgent_mcp.errors import EntryNotFound, InvalidInput
+from mailgent_mcp.errors import EntryNotFound, InvalidInput, NoMailSource
 from mailgent_mcp.models import iso
 
 # The mail modules (imapclient, aiosmtpd, mail-parser, tomlkit) are imported by the commands
@@ -191,7 +191,7 @@ async def cmd_remove(args: argparse.Namespace, out: TextIO, read_secret: Any) ->
 async def cmd_sync(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
     from mailgent_mcp.accounts import load_accounts
     from mailgent_mcp.imap import ImapSync
-    from mailgent_mcp.inbox import Inbox
+    from mailgent_mcp.inbox import Inbox, mail_can_arrive
     from mailgent_mcp.parse import Parser
     from mailgent_mcp.poller import env_or_vault_password
     from mailgent_mcp.vault import Vault
@@ -200,9 +200,14 @@ async def cmd_sync(args: argparse.Namespace, out: TextIO, read_secret: Any) -> i
     env = args.environ
     configured = load_accounts(home, env)
     accounts = [a for a in configured if args.name in (None, a.name)]
+    if not configured:
+        async with await Inbox.open(home) as inbox:
+            if not await mail_can_arrive(inbox, home, env, None):
+                raise NoMailSource()
     if not accounts:
         raise InvalidInput("No such account; `mailgent-mcp inbox list` shows them." if args.name else
-                           "No accounts to sync; add one with `mailgent-mcp inbox add`.")
+                           "No IMAP accounts to sync (the SMTP inbox needs no sync); add one with "
+                           "`mailgent-mcp inbox add NAME --host HOST --username ADDRESS`.")
     parser = Parser()
     try:
         async with await Vault.open(home, environ=env) as vault, await Inbox.open(home) as inbox:
@@ -252,7 +257,7 @@ def _since(text: str | None) -> float | None:
 
 
 async def cmd_read(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
-    from mailgent_mcp.inbox import Inbox
+    from mailgent_mcp.inbox import Inbox, mail_can_arrive
     from mailgent_mcp.store import MessageQuery
     from mailgent_mcp.vault import Vault
     from mailgent_mcp.untrusted import MAX_ADDRESS, neutralise, new_answer_id
@@ -267,6 +272,8 @@ async def cmd_read(args: argparse.Namespace, out: TextIO, read_secret: Any) -> i
         pass
     async with await Inbox.open(home) as inbox:
         messages = await inbox.read(query)
+        if not messages and not await mail_can_arrive(inbox, home, args.environ, None):
+            raise NoMailSource()
         if args.mark_read and messages:
             await inbox.mark([m.id for m in messages], seen=True)
     if args.json:

@@ -7,6 +7,12 @@ tells the model it is data, never instructions), and no tool here acts on what a
 says. inbox_wait wakes on new mail (pushed by the IDLE poller or the SMTP inbox in this
 process at once; cached by another process on the data folder within
 Inbox.wait_for_mail's 50 ms), not on a sleep loop.
+
+The defaults are for an agent that submits a form and then calls inbox_wait: the mail may
+have come in between, so a call without `since` looks back (to the moment inbox_address
+issued the `to` address, else WAIT_LOOK_BACK_S), and it skips what inbox_wait already
+returned, so the look-back never hands out the same code or link twice. With no mail
+source at all, the tools say how to set one up instead of answering empty or waiting.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from mailgent_mcp.config import Settings
-from mailgent_mcp.errors import EntryNotFound, InvalidInput, MailgentError
+from mailgent_mcp.errors import ConfigError, InvalidInput, MailgentError, NoMailSource
 from mailgent_mcp.models import iso
 from mailgent_mcp.store import MessageQuery
 from mailgent_mcp.tools import TOOL_NAMES, _hints, guarded
@@ -48,8 +54,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WAIT_DEFAULT_S = 60
+# Under the 60 s request timeout of the TypeScript SDK and Claude Desktop, so that the client
+# gets the timed_out answer (which says to call again) instead of giving up on the request.
+WAIT_DEFAULT_S = 45
 WAIT_MAX_S = 300
+# With no `since` and a `to` that inbox_address did not issue, inbox_wait counts mail received
+# this long before the call: a form submitted, then the call made, minutes apart at most.
+WAIT_LOOK_BACK_S = 600
+WHOLE_MESSAGE = "message"  # what inbox_wait hands out of a message with neither code nor link
 PROGRESS_EVERY_S = 5.0  # a progress notification this often while inbox_wait waits
 LOCAL_DOMAIN = "mailgent.localhost"  # the SMTP inbox accepts any address; this is the one it hands out
 TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -141,7 +153,7 @@ class WaitResult(BaseModel):
     timed_out: bool
     waited_seconds: float
     reason: str | None = Field(default=None, description=(
-        "On a timeout: why mail that matched was not accepted (expected_domain), and how to fix it"))
+        "On a timeout: what to do next, and why matching mail was skipped"))
 
 
 class Marked(BaseModel):
@@ -176,6 +188,7 @@ class AccountList(BaseModel):
     """inbox_accounts' answer."""
 
     accounts: list[AccountState]
+    hint: str | None = Field(default=None, description="With no account: how to set one up")
 
 
 class Address(BaseModel):
@@ -196,6 +209,12 @@ class InboxProvider:
         self._inbox: Inbox | None = None
         self._owned = False
         self._lock = asyncio.Lock()
+
+    async def mail_can_arrive(self) -> bool:
+        """Whether any mail can reach the cache (see inbox.mail_can_arrive)."""
+        from mailgent_mcp.inbox import mail_can_arrive
+
+        return await mail_can_arrive(await self.get(), self.home, self.environ, self.smtp_listen)
 
     def use(self, inbox: Inbox) -> None:
         """Serve the mail service's open Inbox."""
@@ -257,12 +276,14 @@ def from_expected_domain(m: CachedMessage, domain: str) -> bool:
 
 
 def primary_items(m: CachedMessage, *, link_first: bool) -> list[str]:
-    """What inbox_wait hands out of a message: its first code and its first link, as keys."""
+    """What inbox_wait hands out of a message: its first code and its first link, as keys (else the message)."""
     items = []
     if m.codes:
         items.append(f"code:{m.codes[0]['code']}")
     if m.links:
         items.append(f"link:{m.links[0]['url']}")
+    if not items:
+        return [WHOLE_MESSAGE]
     return sorted(items, key=lambda i: not i.startswith("link:")) if link_first else items
 
 
@@ -296,25 +317,33 @@ async def wait_for_message(inbox: Inbox, query: MessageQuery, *, timeout: float,
                            unused_only: bool = False,
                            progress: Callable[[float, float], Awaitable[None]] | None = None,
                            skipped: list[CachedMessage] | None = None,
+                           used: list[CachedMessage] | None = None,
+                           counts: Callable[[CachedMessage], bool] | None = None,
                            ) -> tuple[CachedMessage | None, float]:
     """The newest cached message matching query and the options, waiting up to timeout; (message, waited).
 
-    skipped, when given, receives the messages From expected_domain that nothing vouched for
-    (as last seen), so that a timeout can say why.
+    skipped, when given, receives the messages From expected_domain that nothing vouched for,
+    and used those unused_only skipped (as last seen), so that a timeout can say why. counts,
+    when given, leaves out the cached messages for which it is False.
     """
     started = time.monotonic()
     next_progress = 0.0
     while True:
         candidates = await inbox.read(query)
-        matching = [m for m in candidates if (not require_code or m.codes) and (not require_link or m.links)]
+        matching = [m for m in candidates if (not require_code or m.codes) and (not require_link or m.links)
+                    and (counts is None or counts(m))]
         usable = [m for m in matching if expected_domain is None or from_expected_domain(m, expected_domain)]
         if skipped is not None and expected_domain is not None:
             skipped[:] = [m for m in matching if m.auth is not None and from_domain_of(m, expected_domain)
                           and not from_expected_domain(m, expected_domain)]
         if unused_only and usable:
-            used = await inbox.handed_out([m.id for m in usable])
-            usable = [m for m in usable
-                      if not any((m.id, item) in used for item in primary_items(m, link_first=require_link)[:1])]
+            given = await inbox.handed_out([m.id for m in usable])
+            fresh = [m for m in usable
+                     if not any((m.id, item) in given for item in primary_items(m, link_first=require_link)[:1])]
+            if used is not None:
+                kept = {m.id for m in fresh}
+                used[:] = [m for m in usable if m.id not in kept]
+            usable = fresh
         if usable:
             chosen = usable[0]
             await inbox.hand_out(chosen.id, primary_items(chosen, link_first=require_link))
@@ -386,6 +415,8 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
             found = await inbox.read(MessageQuery(
                 account=account, sender=sender, to=to, subject=subject, text=query,
                 since=parse_since(since, time.time()) if since else None, seen=seen, label=label, limit=limit))
+            if not found and not await provider.mail_can_arrive():
+                raise NoMailSource()
             if mark_read and found:
                 await inbox.mark([m.id for m in found], seen=True)
             answer_id = new_answer_id()
@@ -401,8 +432,8 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
         subject: Annotated[Filter, Field(description="Subject contains this, any case")] = None,
         contains: Annotated[Filter, Field(description="Full-text words the message must contain")] = None,
         since: Annotated[Filter, Field(description=(
-            "Count mail received since this age ('2m') or ISO time; default: the call's start. Pass the time you "
-            "submitted the form when the mail may already have arrived."))] = None,
+            "Count mail received since this age ('2m') or ISO time; default: since inbox_address issued `to`, "
+            f"else the last {WAIT_LOOK_BACK_S // 60} minutes"))] = None,
         timeout: Annotated[int, Field(ge=1, le=WAIT_MAX_S, description="Seconds to wait at most")] = WAIT_DEFAULT_S,
         require_code: Annotated[bool, Field(description="Only a message with a one-time code")] = False,
         require_link: Annotated[bool, Field(description="Only a message with a link (verification first)")] = False,
@@ -410,8 +441,8 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
             "Only mail whose From domain is this (or under it) and for which something trusted vouched: the "
             "account's own receiving server (its Authentication-Results), or DKIM verified by this server"))] = None,
         unused_only: Annotated[bool, Field(description=(
-            "Skip messages whose code (or link) inbox_wait already handed out, so a retry gets the fresh mail"))]
-        = False,
+            "Skip mail whose code (or link) inbox_wait already returned, so a retry or resend gets fresh mail"))]
+        = True,
         fields: Annotated[Literal["full", "codes"], Field(description=(
             "'codes' leaves out extractedText for a compact answer"))] = "full",
         ctx: Context | None = None,
@@ -422,10 +453,21 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
             check_filters(sender=sender, to=to, subject=subject, contains=contains, since=since,
                           expected_domain=expected_domain)
             now = time.time()
-            query = MessageQuery(sender=sender, to=to, subject=subject, text=contains,
-                                 since=parse_since(since, now) if since else now, limit=100)
+            start = parse_since(since, now) if since else None
             await unlocked()
             inbox = await provider.get()
+            if start is None:  # the mail may have come between the form's submit and this call
+                issued = await inbox.issued_at(to) if to else None
+                start = issued if issued is not None else now - WAIT_LOOK_BACK_S
+            query = MessageQuery(sender=sender, to=to, subject=subject, text=contains, since=start, limit=100)
+            oldest_sent = start - WAIT_LOOK_BACK_S
+
+            def counts(m: CachedMessage) -> bool:
+                # A default look-back does not take old mail that a first sync cached just now for new mail:
+                # what was cached before the call must not be dated long before the look-back's start.
+                return since is not None or m.received_at >= now or m.sent_at is None or m.sent_at >= oldest_sent
+            # Nothing can come without a mail source: look once, then say how to set one up.
+            sourced = await provider.mail_can_arrive()
 
             async def progress(waited: float, total: float) -> None:
                 if ctx is not None:
@@ -436,16 +478,28 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
 
             started = time.monotonic()
             skipped: list[CachedMessage] = []
+            used: list[CachedMessage] = []
             try:
                 message, waited = await wait_for_message(
-                    inbox, query, timeout=timeout, require_code=require_code, require_link=require_link,
-                    expected_domain=expected_domain, unused_only=unused_only, progress=progress, skipped=skipped)
+                    inbox, query, timeout=timeout if sourced else 0, require_code=require_code,
+                    require_link=require_link, expected_domain=expected_domain, unused_only=unused_only,
+                    progress=progress, skipped=skipped, used=used, counts=counts)
             except asyncio.CancelledError:
                 log.info("inbox_wait cancelled by the client after %.1f s", time.monotonic() - started)
                 raise
+            if message is None and not sourced:
+                raise NoMailSource()
             reason = None
-            if message is None and skipped and expected_domain is not None:
-                reason = unvouched_reason(skipped, expected_domain, _trusted_now(provider))
+            if message is None:
+                reasons = []
+                if skipped and expected_domain is not None:
+                    reasons.append(unvouched_reason(skipped, expected_domain, _trusted_now(provider)))
+                if used:
+                    reasons.append(f"{len(used)} matching message(s) skipped: inbox_wait already returned their "
+                                   "code or link (pass unused_only=false to get them again).")
+                reasons.append(f"No {'other ' if reasons else ''}matching mail came in {timeout} s: call inbox_wait "
+                               "again with the same arguments to keep waiting.")
+                reason = " ".join(reasons)
             shown = to_message(message, new_answer_id(), compact=fields == "codes") if message else None
             return WaitResult(message=shown,
                               timed_out=message is None, waited_seconds=round(waited, 3), reason=reason)
@@ -466,6 +520,8 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
             await unlocked()
             inbox = await provider.get()
             missing = sorted(set(ids) - await inbox.existing(ids))
+            if missing and not await provider.mail_can_arrive():
+                raise NoMailSource()
             if missing:
                 raise InvalidInput(f"No cached message with id {missing[0]}; inbox_read lists them.")
             if read is not None:
@@ -480,7 +536,8 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
 
     async def inbox_accounts() -> AccountList:
         async def call() -> AccountList:
-            return AccountList(accounts=await account_states(provider))
+            accounts = await account_states(provider)
+            return AccountList(accounts=accounts, hint=None if accounts else str(NoMailSource()))
 
         return await guarded("inbox_accounts", call)
 
@@ -494,16 +551,13 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
             if not TAG.match(chosen_tag):
                 raise InvalidInput("A tag is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.")
             states = await account_states(provider)
-            usable = [s for s in states if s.plus_addressing and account in (None, s.name)]
-            if not usable:
-                known = ", ".join(s.name for s in states) or "none"
-                raise EntryNotFound(
-                    f"No account {'named ' + repr(account) + ' ' if account else ''}can make a +tag address "
-                    f"(accounts: {known}). An IMAP account needs an address as its username; the SMTP inbox "
-                    "takes any address (serve --smtp-listen 127.0.0.1:2525).")
-            state = usable[0]
+            if not states:
+                raise NoMailSource()
+            state = pick_plus_account(states, account)
             address = plus_address(state.address or "", chosen_tag)
             assert address is not None
+            # Recorded, so that inbox_wait(to=address) counts its mail from now on, however late it is called.
+            await (await provider.get()).issue_address(address, state.name)
             return Address(address=address, account=state.name, tag=chosen_tag)
 
         return await guarded("inbox_address", call)
@@ -521,12 +575,11 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
     server.add_tool(
         inbox_wait, name=name_of("inbox_wait"), title="Wait for mail",
         description=(
-            "Wait until a message matching sender/to/subject/contains arrives (or has arrived since `since`), "
-            "then return it like inbox_read; timed_out=true after `timeout` seconds (default 60, max 300). "
-            "Use it right after submitting a sign-up or login form instead of sleeping; require_code or "
-            "require_link skips mail without one, expected_domain only accepts authenticated mail from that "
-            "domain, unused_only skips a code already handed out (for a resend). The message is bounded and "
-            "fenced as in inbox_read."),
+            "After submitting a form, call it with defaults (to=inbox_address's address): it returns matching "
+            "mail already there or arriving (like inbox_read), never a code it already returned; on timed_out "
+            f"(after {WAIT_DEFAULT_S} s by default) call it again with the same arguments. "
+            "require_code/require_link skip mail without one; expected_domain accepts only authenticated mail "
+            "from that domain. The message is bounded and fenced as in inbox_read."),
         annotations=_hints(read_only=False, destructive=False, idempotent=False),
     )
     server.add_tool(
@@ -546,6 +599,26 @@ def register_inbox_tools(server: MCPServer, provider: InboxProvider, settings: S
                      "for exactly that sign-up's mail."),
         annotations=_hints(read_only=True, destructive=False, idempotent=True),
     )
+
+
+def pick_plus_account(states: Sequence[AccountState], account: str | None) -> AccountState:
+    """The account inbox_address makes an address of: `account`, else the first that can."""
+    named = next((s for s in states if s.name == account), None)
+    if account is not None and named is None:
+        raise InvalidInput(f"No account by that name; inbox_accounts lists them ({', '.join(s.name for s in states)}).")
+    if named is not None and named.plus_addressing:
+        return named
+    capable = [s for s in states if s.plus_addressing]
+    if named is not None and capable:
+        raise InvalidInput(f"Account {named.name!r} cannot make a +tag address (its IMAP username is not an email "
+                           f"address); use account {capable[0].name!r}, or leave account out.")
+    if capable:
+        return capable[0]
+    raise ConfigError(
+        "No account can make a +tag address: an IMAP account needs its email address as username (accounts: "
+        f"{', '.join(s.name for s in states)}). Sign up with the account's own address if you know it, or add one "
+        "that can: `mailgent-mcp inbox add NAME --host HOST --username ADDRESS`, or the SMTP inbox for local "
+        "services: `mailgent-mcp serve --smtp-listen 127.0.0.1:2525`; then restart the MCP server.")
 
 
 def _trusted_now(provider: InboxProvider) -> dict[str, tuple[str, ...]]:
@@ -573,7 +646,8 @@ async def account_states(provider: InboxProvider) -> list[AccountState]:
             name=a.name, kind="imap", address=address, plus_addressing=address is not None, host=a.host,
             mailboxes=list(a.mailboxes), trusted_authserv_ids=list(a.trusted_authserv_ids), polled=st.polled_by is not None, connected=st.connected, idle=st.idle,
             last_sync=iso(st.last_sync) if st.last_sync else None, errors=st.errors, last_error=st.last_error))
-    smtp = provider.smtp_listen or provider.environ.get("MAILGENT_SMTP_LISTEN") or None
+    # This server's SMTP inbox, else one another server of the data folder runs (its mail reaches this cache too).
+    smtp = provider.smtp_listen or provider.environ.get("MAILGENT_SMTP_LISTEN") or await inbox.smtp_elsewhere()
     if smtp:
         states.append(await smtp_state(inbox, smtp))
     return states

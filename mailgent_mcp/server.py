@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 from mailgent_mcp import __version__, tokens
 from mailgent_mcp.answers import (UNKNOWN_PROMPT, UNKNOWN_RESOURCE, UNKNOWN_TOOL, UNREADABLE_RESOURCE,
                                   AnsweringReadStream, FixedBadRequestAnswers, answer_without_values)
-from mailgent_mcp.config import Settings, default_home, ensure_home, load_config, load_settings
+from mailgent_mcp.config import Settings, default_home, ensure_home, load_settings, mail_configured
 from mailgent_mcp.errors import ConfigError
 from mailgent_mcp.inbox_tools import InboxProvider, register_inbox_tools
 from mailgent_mcp.logs import exception_names
@@ -270,12 +270,6 @@ async def run_until_signalled(work: Coroutine[Any, Any, None], *, grace: float =
         waiter.cancel()
         for signum in (signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
-
-
-def mail_configured(home: Path, environ: Mapping[str, str], smtp_listen: str | None) -> bool:
-    """True when this server has mail to receive: IMAP accounts, MAILGENT_IMAP_URL or an SMTP inbox."""
-    return bool(smtp_listen or environ.get("MAILGENT_SMTP_LISTEN") or environ.get("MAILGENT_IMAP_URL")
-                or load_config(home).get("accounts"))
 
 
 async def serve(transport: Transport = "stdio", *, home: Path | None = None, tool_names: str | None = None,

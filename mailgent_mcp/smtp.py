@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailgent_mcp.errors import ConfigError
-from mailgent_mcp.inbox import Inbox
+from mailgent_mcp.inbox import SMTP_LEASE_PREFIX, Inbox
 from mailgent_mcp.parse import MAX_MESSAGE_BYTES, Parser
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class CacheHandler:
 
 def lease_name(listen: Listen) -> str:
     """The lease of an SMTP inbox address in vault.db: one server process of the folder listens there."""
-    return f"smtp {listen.host}:{listen.port}"
+    return f"{SMTP_LEASE_PREFIX}{listen.host}:{listen.port}"
 
 
 class SmtpInbox:

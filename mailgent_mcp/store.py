@@ -210,6 +210,16 @@ MIGRATIONS: Sequence[str] = (
         PRIMARY KEY (entry_id, seed, step)
     ) WITHOUT ROWID;
     """,
+    # v11: addresses inbox_address issued (lower case) and when, so that inbox_wait(to=...) counts
+    # the mail sent to one from that moment on, whenever it is called.
+    """
+    CREATE TABLE IF NOT EXISTS issued_addresses (
+        address   TEXT PRIMARY KEY,
+        account   TEXT NOT NULL,
+        issued_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS issued_addresses_by_time ON issued_addresses (issued_at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -781,8 +791,21 @@ class Store:
         self._conn.executemany("INSERT OR IGNORE INTO handed_out (message, item, at) VALUES (?, ?, ?)",
                                [(message, item, now) for item in items])
 
+    def issue_address(self, address: str, account: str, now: float) -> float:
+        """Record an address inbox_address issued (the first issue stands); its issue time."""
+        self._conn.execute("INSERT OR IGNORE INTO issued_addresses (address, account, issued_at) VALUES (?, ?, ?)",
+                           (address.lower(), account, now))
+        return self.issued_at(address) or now
+
+    def issued_at(self, address: str) -> float | None:
+        """When inbox_address issued an address, or None when it did not."""
+        rows = self._conn.execute("SELECT issued_at FROM issued_addresses WHERE address = ?",
+                                  (address.lower(),)).fetchall()
+        return float(rows[0][0]) if rows else None
+
     def purge_messages(self, before: float) -> int:
-        """Delete messages received before a time; the number deleted."""
+        """Delete messages received before a time, and the records of addresses issued before it; the messages deleted."""
+        self._conn.execute("DELETE FROM issued_addresses WHERE issued_at < ?", (before,))
         return self._conn.execute("DELETE FROM messages WHERE received_at < ?", (before,)).rowcount
 
     def stale_extractions(self, version: int, after_id: int, limit: int) -> list[dict[str, Any]]:

@@ -96,6 +96,7 @@ def db_exec(home: Path, sql: str, params: tuple[object, ...] = ()) -> None:
 # Takes a vault.db of this version back to schema 7 (the tests that fake an older file start there).
 UNDO_TO_SCHEMA_7 = """
     DROP TABLE totp_steps;
+    DROP TABLE issued_addresses;
     ALTER TABLE messages DROP COLUMN dkim_local;
     DROP INDEX audit_by_entry;
     DROP INDEX audit_by_time;

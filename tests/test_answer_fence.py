@@ -115,7 +115,8 @@ async def test_sender_text_cannot_forge_a_fence_marker_nor_exceed_its_bound_over
 
         await asyncio.to_thread(send)
         for fields in ("codes", "full"):
-            waited = await client.call_tool("inbox_wait", {"since": "5m", "timeout": 20, "fields": fields})
+            waited = await client.call_tool("inbox_wait", {"since": "5m", "timeout": 20, "fields": fields,
+                                                           "unused_only": False})
             [message] = assert_safe(waited)
             assert_safe(await client.call_tool("inbox_read", {"since": "5m", "fields": fields}))
         # What still is shown: the start of each field, cut with a visible ellipsis, and the code.

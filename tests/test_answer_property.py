@@ -79,9 +79,9 @@ async def answers(raw: bytes) -> list[CallToolResult]:
             await inbox.add_local(parse_message(raw), ["agent@mailgent.localhost"])
         server = build_server(Settings(home=home), VaultProvider(home, {}), inbox=InboxProvider(home, {}))
         async with Client(server) as client:
+            calls = (("inbox_read", {"labels": ["all"]}), ("inbox_wait", {"since": "5m", "unused_only": False}))
             return [await client.call_tool(tool, {**arguments, "fields": fields})
-                    for tool, arguments in (("inbox_read", {"labels": ["all"]}), ("inbox_wait", {"since": "5m"}))
-                    for fields in ("full", "codes")]
+                    for tool, arguments in calls for fields in ("full", "codes")]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

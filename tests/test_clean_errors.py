@@ -59,6 +59,8 @@ def account_toml(**keys: str) -> str:
 SMTP_ANY = {"MAILGENT_SMTP_LISTEN": "127.0.0.1:0"}  # a server with a mail source, so that it reads the inbox settings
 ENV_URL = {"MAILGENT_IMAP_URL": "imaps://agent@imap.example.test/INBOX", "MAILGENT_IMAP_PASSWORD": "pw"}
 ADD = ("inbox", "add", "w", "--host", "imap.example.test", "--username", "agent@example.test")
+NO_SOURCE_FIX = ("No mail source is set up", "mailgent-mcp inbox add NAME --host HOST --username ADDRESS",
+                 "mailgent-mcp serve --smtp-listen 127.0.0.1:2525")
 
 CLI_CASES = [
     # config.toml: every table and key, of the wrong type or out of range (exit 7)
@@ -121,6 +123,9 @@ CLI_CASES = [
     Case("token-not-utf8", ("serve", "--transport", "http"), 7, ("MAILGENT_TOKEN", "UTF-8"),
          env={"MAILGENT_TOKEN": NOT_UTF8 * 8}),
     Case("tool-names-unknown", ("serve",), 7, ("MAILGENT_TOOL_NAMES", "dotted"), env={"MAILGENT_TOOL_NAMES": "x"}),
+    # no mail source: no IMAP account, no MAILGENT_IMAP_URL, no SMTP inbox (exit 8)
+    Case("read-no-mail-source", ("inbox", "read"), 8, NO_SOURCE_FIX),
+    Case("sync-no-mail-source", ("inbox", "sync"), 8, NO_SOURCE_FIX),
     # numeric options: negative, zero, huge (exit 2)
     Case("serve-port-huge", ("serve", "--transport", "http", "--port", "70000"), 2, ("--port", "65535")),
     Case("serve-port-negative", ("serve", "--transport", "http", "--port", "-1"), 2, ("--port", "65535")),

@@ -187,6 +187,32 @@ async def test_a_version_3_cache_is_migrated_and_keeps_its_messages(home: Path) 
     assert db_rows(home, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
 
 
+async def test_a_version_9_cache_gets_the_record_of_issued_addresses(home: Path) -> None:
+    async with await Inbox.open(home) as inbox:
+        kept = await inbox.add("acct", "INBOX", 1, 1, parse_message(mail("a@x.test", "me@x.test", "Kept", "a")))
+    conn = sqlite3.connect(home / "vault.db")
+    conn.executescript("DROP TABLE issued_addresses; PRAGMA user_version = 9;")
+    conn.close()
+    async with await Inbox.open(home, clock=lambda: 1000.0) as inbox:
+        assert [m.id for m in await inbox.read(MessageQuery())] == [kept]
+        assert await inbox.issue_address("agent+a@x.test", "acct") == 1000.0
+    assert db_rows(home, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
+async def test_an_issued_address_keeps_its_first_issue_time_until_it_is_purged(home: Path) -> None:
+    now = [1000.0]
+    async with await Inbox.open(home, clock=lambda: now[0]) as inbox:
+        assert await inbox.issued_at("agent+a@x.test") is None
+        assert await inbox.issue_address("agent+a@x.test", "acct") == 1000.0
+        now[0] = 2000.0
+        assert await inbox.issue_address("Agent+A@X.test", "acct") == 1000.0  # the first issue stands, any case
+        assert await inbox.issued_at("AGENT+a@x.test") == 1000.0
+        await inbox.issue_address("agent+b@x.test", "acct")
+        await inbox.purge(500.0)  # what is older than the retention goes, with the mail
+        assert await inbox.issued_at("agent+a@x.test") is None
+        assert await inbox.issued_at("agent+b@x.test") == 2000.0
+
+
 def test_migration_statements_keep_trigger_bodies_whole() -> None:
     statements = _statements(MIGRATIONS[1])
     triggers = [s for s in statements if s.startswith("CREATE TRIGGER")]

@@ -84,14 +84,16 @@ async def test_wait_before_and_after_the_mail_and_a_clean_timeout_over_stdio(hom
         assert first["message"]["to"] == [address["address"]] and first["message"]["labels"] == ["unread"]
         assert first["waited_seconds"] < 30
 
-        # Started after the mail came, with `since` covering it: it returns at once.
-        again = ok(await client.call_tool("inbox_wait", {"to": address["address"], "since": "5m", "timeout": 30}))
+        # Started after the mail came, with `since` covering it and unused_only off: it returns at once.
+        again = ok(await client.call_tool("inbox_wait", {"to": address["address"], "since": "5m", "timeout": 30,
+                                                         "unused_only": False}))
         assert again["message"]["id"] == first["message"]["id"] and again["waited_seconds"] < 5
 
-        # Without `since`, mail from before the call does not count: a clean timeout.
+        # By default a message whose code was returned is not returned again: a clean timeout that says why.
         none = ok(await client.call_tool("inbox_wait", {"to": address["address"], "timeout": 1}))
-        assert none == {"message": None, "timed_out": True, "waited_seconds": none["waited_seconds"], "reason": None}
-        assert none["waited_seconds"] >= 1
+        assert (none["message"], none["timed_out"]) == (None, True) and none["waited_seconds"] >= 1
+        assert "1 matching message(s) skipped" in none["reason"] and "unused_only=false" in none["reason"]
+        assert "call inbox_wait again with the same arguments" in none["reason"]
 
         listed = ok(await client.call_tool("inbox_read", {"mark_read": True}))["messages"]
         assert [m["subject"] for m in listed] == ["Confirm your sign-up"]
@@ -164,18 +166,37 @@ async def test_a_sender_with_a_leading_at_means_the_domain(home: Path) -> None:
 
 
 async def test_inbox_address_without_a_plus_capable_account_names_the_way_out(home: Path) -> None:
+    save_account(home, ImapAccount(name="work", host="imap.work.test", port=993, username="bot"))  # no address
     server = build_server(Settings(home=home), VaultProvider(home, {}), inbox=InboxProvider(home, {}))
     async with Client(server) as client:
-        assert ok(await client.call_tool("inbox_accounts", {})) == {"accounts": []}
+        [work] = ok(await client.call_tool("inbox_accounts", {}))["accounts"]
+        assert (work["name"], work["plus_addressing"]) == ("work", False)
         text = error_text(await client.call_tool("inbox_address", {}))
-        assert "--smtp-listen" in text and "username" in text
+        assert "No account can make a +tag address" in text and "(accounts: work)" in text
+        assert "mailgent-mcp inbox add NAME --host HOST --username ADDRESS" in text and "--smtp-listen" in text
+        assert "vault" not in text  # not the vault's "No vault entry named ..."
+        named = error_text(await client.call_tool("inbox_address", {"account": "work"}))
+        assert "No account can make a +tag address" in named  # the only account: the same way out
+        unknown = error_text(await client.call_tool("inbox_address", {"account": "SENTINEL-acct"}))
+        assert "No account by that name; inbox_accounts lists them (work)." in unknown
+        assert "SENTINEL" not in unknown  # the caller's value is not echoed
+    # With the SMTP inbox beside it, a named account that cannot is pointed to the one that can.
+    server = build_server(Settings(home=home), VaultProvider(home, {}),
+                          inbox=InboxProvider(home, {}, smtp_listen="127.0.0.1:0"))
+    async with Client(server) as client:
+        text = error_text(await client.call_tool("inbox_address", {"account": "work"}))
+        assert text.endswith("Account 'work' cannot make a +tag address (its IMAP username is not an email "
+                             "address); use account 'local', or leave account out.")
+        assert ok(await client.call_tool("inbox_address", {"tag": "t1"}))["account"] == "local"
 
 
 async def test_mark_and_local_labels(home: Path) -> None:
     async with await Inbox.open(home) as inbox:
         first = await inbox.add_local(parse_message(b"From: a@x.test\r\nSubject: one\r\n\r\nbody\r\n"), ["me@x.test"])
         await inbox.add_local(parse_message(b"From: b@x.test\r\nSubject: two\r\n\r\nbody\r\n"), ["me@x.test"])
-    server = build_server(Settings(home=home), VaultProvider(home, {}), inbox=InboxProvider(home, {}))
+    # A server with an SMTP inbox, as the one that cached them (no listener needed here).
+    server = build_server(Settings(home=home), VaultProvider(home, {}),
+                          inbox=InboxProvider(home, {}, smtp_listen="127.0.0.1:0"))
     async with Client(server) as client:
         marked = ok(await client.call_tool("inbox_mark", {"ids": [first], "read": True, "add_label": "done"}))
         assert marked == {"ids": [first], "read": True, "label_added": "done", "label_removed": None}
@@ -187,7 +208,7 @@ async def test_mark_and_local_labels(home: Path) -> None:
 
 
 async def test_a_cancelled_wait_stops_waiting_at_once(home: Path) -> None:
-    provider = InboxProvider(home, {})
+    provider = InboxProvider(home, {}, smtp_listen="127.0.0.1:0")  # a mail source, so that it waits
     inbox = await provider.get()
     active: list[int] = []
     original = inbox.wait_for_mail
@@ -251,7 +272,8 @@ async def test_inbox_wait_over_stdio_with_a_real_imap_account(home: Path, doveco
             assert first["message"]["codes"][0]["code"] == "424242"
 
             # Started after: with `since` covering it, at once; unused_only skips the code it gave.
-            again = ok(await client.call_tool("inbox_wait", {"subject": "imap code", "since": "5m", "timeout": 30}))
+            again = ok(await client.call_tool("inbox_wait", {"subject": "imap code", "since": "5m", "timeout": 30,
+                                                             "unused_only": False}))
             assert again["message"]["id"] == first["message"]["id"] and again["waited_seconds"] < 5
             unused = ok(await client.call_tool("inbox_wait", {"subject": "imap code", "since": "5m",
                                                               "unused_only": True, "timeout": 1}))
@@ -314,8 +336,9 @@ async def test_require_code_and_unused_only_give_the_fresh_code_after_a_resend(h
                                 "Your verification code is 111111.")
         first = ok(await client.call_tool("inbox_wait", {"since": "5m", "require_code": True, "timeout": 10}))
         assert [c["code"] for c in first["message"]["codes"]][:1] == ["111111"]
-        # The same call again: without unused_only the same mail comes back at once ...
-        again = ok(await client.call_tool("inbox_wait", {"since": "5m", "require_code": True, "timeout": 10}))
+        # The same call again: with unused_only off the same mail comes back at once ...
+        again = ok(await client.call_tool("inbox_wait", {"since": "5m", "require_code": True, "timeout": 10,
+                                                         "unused_only": False}))
         assert again["message"]["id"] == first["message"]["id"]
         # ... with it, the handed-out code is skipped and the wait lasts until the resent mail.
         waiting = asyncio.create_task(client.call_tool(
@@ -345,6 +368,8 @@ async def test_expected_domain_takes_a_code_only_from_authenticated_mail_of_that
                       "smtp.mailfrom=evil.example; dmarc=fail header.from=service.example", "222222")
     lookalike = _signed("service-example.com", "dkim=pass header.d=service-example.com; spf=pass "
                         "smtp.mailfrom=service-example.com; dmarc=pass header.from=service-example.com", "333333")
+    save_account(home, ImapAccount(name="work", host="imap.agent-mail.example", port=993,
+                                   username="agent@agent-mail.example", trusted_authserv_ids=("mx.agent-mail.example",)))
     server = build_server(Settings(home=home), VaultProvider(home, {}), inbox=InboxProvider(home, {}))
     async with Client(server) as client:
         async with await Inbox.open(home) as inbox:

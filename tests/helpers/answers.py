@@ -14,7 +14,7 @@ from typing import Any
 from mcp_types import CallToolResult
 
 # The documented bounds (README, "What the agent gets from each message").
-SUBJECT, NAME, ADDRESS, CODE, EVIDENCE, LINK_TEXT, URL, AUTH, LABEL = 256, 128, 254, 32, 120, 120, 2048, 254, 64
+SUBJECT, NAME, ADDRESS, CODE, EVIDENCE, LINK_TEXT, URL, AUTH, LABEL = 256, 128, 254, 32, 120, 120, 4096, 254, 64
 TEXT = 4000
 RECIPIENTS, CODES, LINKS = 20, 5, 10
 
