@@ -4,11 +4,13 @@
     MAILGENT_HOME=~/.mailgent python examples/agent_login.py
 
 It starts the local sample service (mailgent_mcp/sample_service.py: a web sign-up that
-mails a code, 2FA enrolment with an otpauth:// URI, a login checking the TOTP code) and
-`mailgent-mcp serve` over stdio with its SMTP inbox, where the service's mail arrives.
-The agent's side is mailgent_mcp/demo_agent.py, one tool call a step: inbox_address,
-vault_put, inbox_wait (the code comes back extracted), vault_put with the URI, vault_totp.
-Exits 0 when the service accepted the login.
+mails a code, 2FA enrolment shown only as a QR code in a screenshot, recovery codes, a
+login checking the TOTP code once) and `mailgent-mcp serve` over stdio with its SMTP
+inbox, where the service's mail arrives. The agent's side is mailgent_mcp/demo_agent.py,
+one tool call a step, each with its defaults: inbox_address, vault_put (a generated
+password), inbox_wait (the code comes back extracted), vault_put with the screenshot as
+qr_image, vault_totp, vault_put with the recovery codes, vault_totp, vault_backup_code.
+Exits 0 when the service accepted both logins.
 """
 
 from __future__ import annotations

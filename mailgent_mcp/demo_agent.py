@@ -73,7 +73,7 @@ async def sign_up_and_log_in(client: Client, service: str, step: Step, entry: st
     made = await call(client, "vault_put", name=entry, data={"username": address, "url": service},
                       generate_password={})
     password = made["generated_password"]
-    step(f"inbox_address gave {address}; vault_put made a {len(password)}-character password and kept it")
+    step(f"inbox_address gave {address}; vault_put made a {len(password)}-character password and stored it")
 
     await asyncio.to_thread(post, service, "/signup", email=address, password=password)
     step("signed up; the service mailed a verification code at once")

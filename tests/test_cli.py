@@ -182,20 +182,24 @@ def test_import_google_authenticator_export(home: Path) -> None:
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
-@pytest.mark.slow  # the demo waits for a fresh TOTP step: up to 30 s
+@pytest.mark.slow  # vault_totp waits for a fresh TOTP step for the second login: up to 30 s
 def test_demo_logs_in_through_mcp(home: Path) -> None:
     out = _ok(home, "demo")
     assert re.search(r"MCP server up over stdio, SMTP inbox on 127\.0\.0\.1:\d+; tools: vault_put, .*inbox_wait", out)
-    assert re.search(r"inbox_address gave agent\+signup-[0-9a-f]{6}@mailgent\.localhost", out)
-    assert re.search(r"inbox_wait returned the mail after [\d.]+ s: code \d{6} \(from the body", out)
-    assert "address verified" in out and "2FA on: confirmed with code" in out
+    assert re.search(r"inbox_address gave agent\+[0-9a-f]{8}@mailgent\.localhost; vault_put made a 20-character", out)
+    assert re.search(r"inbox_wait returned the mail that was already there after [\d.]+ s: code \d{6} "
+                     r"\(from the body", out)
+    assert "address verified" in out and "vault_put read the seed from the QR code" in out
+    assert "2FA on: confirmed with code" in out and "the service gave 8 recovery codes" in out
     assert re.search(r"logged in with password and TOTP \d{6} \(\d+ s left\)", out)
+    assert "the same code again is refused (HTTP 401)" in out
+    assert re.search(r"logged in with recovery code [0-9a-f]{4}-[0-9a-f]{4} \(7 left\)", out)
     assert "by mcp:mailgent-demo; chain intact" in out
     folder = Path(re.search(r"data folder: (\S+)", out).group(1))  # type: ignore[union-attr]
-    assert not folder.exists() and "kept" not in out  # the throw-away folder is removed
+    assert not folder.exists() and "data folder kept" not in out  # the throw-away folder is removed
 
 
-@pytest.mark.slow  # the demo waits for a fresh TOTP step: up to 30 s
+@pytest.mark.slow  # vault_totp waits for a fresh TOTP step for the second login: up to 30 s
 def test_demo_keep_leaves_the_folder_and_the_service_up_until_ctrl_c(tmp_path: Path) -> None:
     import json
     import signal

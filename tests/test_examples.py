@@ -320,5 +320,6 @@ def test_agent_login_example_signs_up_verifies_and_logs_in_through_mcp(home: Pat
     result = run_example(home, "agent_login.py")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "logged in"
-    assert re.search(r"inbox_wait returned the mail after [\d.]+ s: code \d{6}", result.stdout)
+    assert re.search(r"inbox_wait returned the mail that was already there after [\d.]+ s: code \d{6}", result.stdout)
     assert re.search(r"logged in with password and TOTP \d{6} \((\d+) s left\)", result.stdout)
+    assert re.search(r"logged in with recovery code \S+ \(7 left\)", result.stdout)

@@ -191,7 +191,7 @@ async def test_a_version_9_cache_gets_the_record_of_issued_addresses(home: Path)
     async with await Inbox.open(home) as inbox:
         kept = await inbox.add("acct", "INBOX", 1, 1, parse_message(mail("a@x.test", "me@x.test", "Kept", "a")))
     conn = sqlite3.connect(home / "vault.db")
-    conn.executescript("DROP TABLE issued_addresses; PRAGMA user_version = 9;")
+    conn.executescript("DROP TABLE issued_addresses; DROP TABLE totp_steps; PRAGMA user_version = 9;")
     conn.close()
     async with await Inbox.open(home, clock=lambda: 1000.0) as inbox:
         assert [m.id for m in await inbox.read(MessageQuery())] == [kept]

@@ -55,7 +55,8 @@ async def test_reads_and_a_refused_put_under_another_writer_are_all_recorded(hom
     async with Client(params, mode="legacy", read_timeout_seconds=120) as client:
         with write_lock_held(home):
             for _ in range(20):
-                assert ok(await client.call_tool("vault_totp", {"name": "github"}))["code"]
+                # Reads (no code recorded: recording one would wait for the lock as a put does).
+                assert ok(await client.call_tool("vault_totp", {"name": "github", "unused_only": False}))["code"]
             started = time.monotonic()
             text = error_text(await client.call_tool("vault_put", {"name": "new", "data": {"notes": "n"}}))
             waited = time.monotonic() - started
@@ -129,7 +130,7 @@ def test_a_vault_opens_and_reads_while_another_process_holds_the_write_lock(home
         worker.proc.send_signal(signal.SIGKILL)  # leaves a journal for the next process to write
         worker.finish()
         started = time.monotonic()
-        result = run_cli(home, "vault", "totp", "github")
+        result = run_cli(home, "vault", "totp", "github", "--reuse")  # a read: it records no code
         assert result.returncode == 0, result.stderr  # the journal waits; the read does not
         assert time.monotonic() - started < BUSY_TIMEOUT_S
     assert run_cli(home, "vault", "list").returncode == 0

@@ -165,3 +165,17 @@ async def test_two_server_processes_asking_at_once_get_different_time_steps(home
                 assert c["code"] == otp.totp_at(seed, step * 4).code  # the code of the step it claims
     rows = db_rows(home, "SELECT step FROM totp_steps")
     assert len(rows) == len({r[0] for r in rows}) >= 6
+
+
+@pytest.mark.slow
+def test_a_code_that_cannot_be_recorded_is_not_handed_out(home: Path) -> None:
+    """Under another process's write lock the claim waits its busy timeout, then fails clearly: no code."""
+    from .conftest import run_cli
+    from .test_vault_audit_rows import write_lock_held
+
+    assert run_cli(home, "vault", "put", "svc", "--secret", stdin=SEED_RFC + "\n").returncode == 0
+    with write_lock_held(home):
+        result = run_cli(home, "vault", "totp", "svc")
+    assert result.returncode != 0 and "stayed locked" in result.stderr
+    assert result.stdout == ""
+    assert db_rows(home, "SELECT count(*) FROM totp_steps") == [(0,)]
