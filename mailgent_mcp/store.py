@@ -301,8 +301,12 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     )
 
 
+class StoreBusy(MailgentError):
+    """Another process held vault.db's write lock for longer than this connection waits."""
+
+
 def _busy_error() -> MailgentError:
-    return MailgentError(f"vault.db stayed locked by another process for {BUSY_TIMEOUT_S:.0f} s; try again.")
+    return StoreBusy(f"vault.db stayed locked by another process for {BUSY_TIMEOUT_S:.0f} s; try again.")
 
 
 class Store:
@@ -323,8 +327,10 @@ class Store:
             self._migrate()
             if reader:
                 # The loop thread's connection: it must never wait on a lock (a busy read falls
-                # back to the database thread) and never writes.
+                # back to the database thread) and writes only in short_write's transactions.
                 self._conn.execute("PRAGMA busy_timeout = 0")
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+                self._durable = False
                 self._conn.execute("PRAGMA query_only = ON")
         except BaseException:
             self._conn.close()
@@ -402,6 +408,11 @@ class Store:
         work that is retried later anyway, so that it does not hold the database thread
         (and a change queued behind it) for the whole busy timeout.
         """
+        if self.reader:
+            if durable:
+                raise ValueError("the loop thread's connection makes no durable writes")
+            yield from self._short_write()
+            return
         if durable != self._durable:
             self._conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
             self._durable = durable
@@ -425,6 +436,28 @@ class Store:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
             raise (_busy_error() if _is_busy(exc) else _write_error()) from None
+
+    def _short_write(self) -> Iterator[Store]:
+        """A write transaction on the loop thread's connection: StoreBusy at once if the lock is taken."""
+        self._conn.execute("PRAGMA query_only = OFF")
+        try:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise (_busy_error() if _is_busy(exc) else _write_error()) from None
+            try:
+                yield self
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise (_busy_error() if _is_busy(exc) else _write_error()) from None
+        finally:
+            self._conn.execute("PRAGMA query_only = ON")
 
     # -- keyring ----------------------------------------------------------------------
 
@@ -892,6 +925,10 @@ class Store:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
 
+    def total_changes(self) -> int:
+        """Rows this connection has changed since it opened: moves with each of its own writes."""
+        return int(self._conn.total_changes)
+
     def data_version(self) -> int:
         """Changes whenever another connection commits to the file (PRAGMA data_version)."""
         return int(self._conn.execute("PRAGMA data_version").fetchall()[0][0])
@@ -942,6 +979,18 @@ class Database:
             if not _is_busy(exc):
                 raise
         return await self.run(fn, *args)
+
+    async def short_write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn(store, *args), a write of a row or two, here when vault.db's write lock is free, else on
+        the database thread (which waits for it).
+
+        Here, on the loop thread's connection, costs no thread hand-off, and the connection's
+        own commits leave its data_version (and the reads cached by it) as they were.
+        """
+        try:
+            return fn(self._reader, *args)
+        except StoreBusy:
+            return await self.run(fn, *args)
 
     async def close(self) -> None:
         """Close both connections and stop the thread."""

@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import secrets
-import sqlite3
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
@@ -177,6 +176,10 @@ class Vault:
         self._tip_sound_at: int | None = None
         self._states_recorded = True  # set by _recover
         self._checked_rows: dict[str, tuple[int, EntryRow]] = {}
+        # Entries checked by a code's claim, keyed by the connection's (data_version, total_changes):
+        # the first moves when another connection commits, the second when this one writes, so a
+        # key seen again means the entry is as it was checked.
+        self._claim_rows: dict[str, tuple[tuple[bool, int, int], EntryRow]] = {}
 
     def __repr__(self) -> str:
         return f"Vault(home={str(self.home)!r})"
@@ -727,8 +730,7 @@ class Vault:
             await self._refuse("totp", clean_name, actor, InvalidInput(
                 "min_remaining must be a whole number of seconds, 0 or more."))
 
-        def body(store: Store, version: int | None) -> tuple[otp.OtpSeed, int, int]:
-            row = self._entry(store, clean_name, version)
+        def check(row: EntryRow | None) -> otp.OtpSeed:
             if row is None:
                 raise EntryNotFound(clean_name)
             if SECRET_FIELD not in row.fields:
@@ -738,38 +740,72 @@ class Vault:
                 raise InvalidInput(
                     f"min_remaining ({min_remaining}) must be below the code period ({seed.params.period} s)."
                 )
-            return seed, row.id, row.versions.get(SECRET_FIELD, 0)
+            return seed
 
-        seed, entry_id, seed_version = await self._read("totp", clean_name, actor, body)
-        period = seed.params.period
-        least = min(DEFAULT_MIN_REMAINING_S, period // 3) if min_remaining is None else min_remaining
+        def least_of(seed: otp.OtpSeed) -> int:
+            period = seed.params.period
+            return min(DEFAULT_MIN_REMAINING_S, period // 3) if min_remaining is None else min_remaining
+
         start = at if at is not None else self._clock()
-        moment = start
-        while True:
-            code = otp.totp_at(seed, moment)
-            if code.remaining >= least and (not unused_only or await self._claim(clean_name, entry_id, seed_version,
-                                                                                  code.step)):
-                now = moment if at is not None else self._clock()
-                left = min(period, math.ceil(code.expires_at - now))
-                if left >= max(least, 1):  # not when the claim itself took too long
-                    break
-            moment = await self._until(code.expires_at, start, at is not None, progress)
+        if not unused_only:
+            seed = await self._read("totp", clean_name, actor,
+                                    lambda store, version: check(self._entry(store, clean_name, version)))
+            code = otp.totp_at(seed, start)
+            moment = start
+            if code.remaining < least_of(seed):
+                moment = await self._until(code.expires_at, start, at is not None, progress)
+                code = otp.totp_at(seed, moment)
+            now = moment if at is not None else self._clock()
+            left = min(code.period, max(1, math.ceil(code.expires_at - now)))
+        else:
+            moment = start
+            try:
+                while True:
+                    code, claimed, least = await self._db.short_write(self._claim, clean_name, moment, check,
+                                                                       least_of)
+                    if claimed:
+                        now = moment if at is not None else self._clock()
+                        left = min(code.period, math.ceil(code.expires_at - now))
+                        if left >= max(least, 1):  # not when the claim itself took too long
+                            break
+                    moment = await self._until(code.expires_at, start, at is not None, progress)
+            except MailgentError as exc:
+                self._queue_audit("totp", _safe_label(clean_name), actor, _outcome(exc))
+                raise
+            self._queue_audit("totp", clean_name, actor, "ok")
         return TotpCode(
             name=clean_name, code=code.code, remaining=left, period=code.period, digits=code.digits,
             algorithm=code.algorithm, expires_at=iso(code.expires_at), waited=round(max(now - start, 0.0), 3),
         )
 
-    async def _claim(self, name: str, entry_id: int, seed_version: int, step: int) -> bool:
-        """Record a time step's code as handed out; False when someone already had it."""
-        def unit(store: Store) -> bool:
-            # Not synced at commit: after a power cut the step would long be over.
-            with store.transaction(durable=False):
-                return store.claim_step(entry_id, seed_version, step, self._clock(), keep=KEPT_STEPS)
+    def _claim(self, store: Store, name: str, moment: float, check: Callable[[EntryRow | None], otp.OtpSeed],
+               least_of: Callable[[otp.OtpSeed], int]) -> tuple[otp.OtpCode, bool, int]:
+        """On the database thread: the entry's code at `moment`, recorded as handed out unless it was already.
 
-        try:
-            return await self._db.run(unit)
-        except sqlite3.IntegrityError:  # the entry was deleted since it was read
-            raise EntryNotFound(name) from None
+        One write transaction reads the entry (checked against the chain, or as checked at
+        the same key), computes the code and records its time step; (code, recorded, least).
+        Not synced at commit: after a power cut the step would long be over.
+        """
+        with store.transaction(durable=False):
+            key = (store.reader, store.data_version(), store.total_changes())
+            hit = self._claim_rows.get(name)
+            if hit is not None and hit[0] == key:
+                row: EntryRow | None = hit[1]
+            else:
+                self._chain.check_tip(store)
+                row = store.get_entry(name)
+                if row is not None:
+                    self._check_state(row)
+            seed = check(row)
+            assert row is not None
+            least = least_of(seed)
+            code = otp.totp_at(seed, moment)
+            claimed = code.remaining >= least and store.claim_step(
+                row.id, row.versions.get(SECRET_FIELD, 0), code.step, self._clock(), keep=KEPT_STEPS)
+        if len(self._claim_rows) >= SEED_CACHE_SIZE:
+            self._claim_rows.clear()
+        self._claim_rows[name] = ((store.reader, store.data_version(), store.total_changes()), row)
+        return code, claimed, least
 
     async def _until(self, moment: float, started: float, computed: bool, progress: Progress | None) -> float:
         """Wait until `moment` (at once when computing for a given time); the time then."""
