@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import os
 import signal
@@ -30,6 +29,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import (INTERNAL_ERROR, INVALID_PARAMS, CallToolResult, GetPromptResult, InputRequiredResult,
                        TextContent)
 from mcp_types import Tool as MCPTool
+import pydantic_core
 from pydantic import AnyUrl, ValidationError
 from starlette.applications import Starlette
 
@@ -95,8 +95,7 @@ class MailgentServer(MCPServer[Any]):
             raise
         if isinstance(result, CallToolResult) and result.structured_content is not None and not result.is_error:
             # The text twin of the structured result, compact: the SDK indents it, a third larger.
-            text = json.dumps(result.structured_content, ensure_ascii=False, separators=(",", ":"))
-            result = result.model_copy(update={"content": [TextContent(type="text", text=text)]})
+            result.content = [TextContent(type="text", text=pydantic_core.to_json(result.structured_content).decode())]
         return result
 
     async def list_tools(self) -> list[MCPTool]:
