@@ -43,4 +43,5 @@ def tidy(schema: dict[str, Any], *, closed: bool) -> dict[str, Any]:
             out["additionalProperties"] = False
         return out
 
-    return walk(schema, ())
+    tidied: dict[str, Any] = walk(schema, ())
+    return tidied

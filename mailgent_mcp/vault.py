@@ -96,6 +96,7 @@ PROGRESS_EVERY_S = 5.0  # while totp waits for the next step, progress is report
 HIDDEN_FIELDS = frozenset({SECRET_FIELD, BACKUP_FIELD, USED_BACKUP_FIELD})  # never in get's data
 
 Progress = Callable[[float, float], Awaitable[None]]
+Codes = list[str]  # named here: inside Vault, `list` is its method
 
 
 def _infer_type(fields: Mapping[str, str | None], *, has_seed: bool) -> EntryType:
@@ -695,11 +696,11 @@ class Vault:
 
         return await self._audited("backup_code", clean_name, actor, body)
 
-    async def backup_codes(self, name: str, *, actor: str | None = None) -> tuple[list[str], list[str]]:
+    async def backup_codes(self, name: str, *, actor: str | None = None) -> tuple[Codes, Codes]:
         """An entry's recovery codes, (unused, used), for a person to see (the CLI); NoBackupCodes when none."""
         clean_name = await self._checked_name("backup_list", name, actor)
 
-        def body(store: Store, version: int | None) -> tuple[list[str], list[str]]:
+        def body(store: Store, version: int | None) -> tuple[Codes, Codes]:
             row = self._entry(store, clean_name, version)
             if row is None:
                 raise EntryNotFound(clean_name)
