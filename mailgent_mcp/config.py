@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import stat
@@ -145,3 +146,13 @@ def mail_configured(home: Path, environ: Mapping[str, str], smtp_listen: str | N
     """True when a server with these settings has mail to receive: IMAP accounts, MAILGENT_IMAP_URL or an SMTP inbox."""
     return bool(smtp_listen or environ.get("MAILGENT_SMTP_LISTEN") or environ.get("MAILGENT_IMAP_URL")
                 or load_config(home).get("accounts"))
+
+
+def is_loopback(host: str) -> bool:
+    """A loopback IP literal (127.0.0.0/8, ::1) or 'localhost'; any other name could resolve anywhere."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -9,7 +9,6 @@ without a token or, for a non-loopback address, without an explicit flag.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import signal
@@ -39,7 +38,7 @@ if TYPE_CHECKING:
 from mailgent_mcp import __version__, tokens
 from mailgent_mcp.answers import (UNKNOWN_PROMPT, UNKNOWN_RESOURCE, UNKNOWN_TOOL, UNREADABLE_RESOURCE,
                                   AnsweringReadStream, FixedBadRequestAnswers, answer_without_values)
-from mailgent_mcp.config import Settings, default_home, ensure_home, load_settings, mail_configured
+from mailgent_mcp.config import is_loopback, Settings, default_home, ensure_home, load_settings, mail_configured
 from mailgent_mcp.errors import ConfigError
 from mailgent_mcp.inbox_tools import InboxProvider, register_inbox_tools
 from mailgent_mcp.logs import exception_names
@@ -173,16 +172,6 @@ class HttpOptions:
     port: int = DEFAULT_PORT
     allow_remote: bool = False
     allowed_hosts: Sequence[str] = field(default_factory=tuple)
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and 'localhost'."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def build_server(settings: Settings, provider: VaultProvider, *, verifier: BearerTokenVerifier | None = None,

@@ -9,12 +9,12 @@ and nowhere else.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from dataclasses import dataclass
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from mailgent_mcp.config import is_loopback
 from mailgent_mcp.errors import ConfigError
 from mailgent_mcp.inbox import SMTP_LEASE_PREFIX, Inbox
 from mailgent_mcp.parse import MAX_MESSAGE_BYTES, Parser
@@ -44,22 +44,12 @@ def parse_listen(text: str) -> Listen:
         raise ConfigError(f"{ENV_SMTP_LISTEN} (or --smtp-listen) must be HOST:PORT, e.g. {DEFAULT_LISTEN}.") from None
     if not 0 <= port <= 65535:
         raise ConfigError(f"The SMTP inbox port in {ENV_SMTP_LISTEN} (or --smtp-listen) must be from 0 to 65535.")
-    if not _is_loopback(host):
+    if not is_loopback(host):
         raise ConfigError(
             f"The SMTP inbox accepts mail for any address and listens on loopback only; {host[:64]!r} is not a "
             f"loopback address: set {ENV_SMTP_LISTEN} (or --smtp-listen) to 127.0.0.1, [::1] or localhost with a port."
         )
     return Listen(host, port)
-
-
-def _is_loopback(host: str) -> bool:
-    """A loopback IP literal (127.0.0.0/8, ::1) or 'localhost'; any other name could resolve anywhere."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class CacheHandler:

@@ -411,11 +411,20 @@ class Store:
         if self.reader:
             if durable:
                 raise ValueError("the loop thread's connection makes no durable writes")
-            yield from self._short_write()
+            # Its busy_timeout is 0: a write lock held elsewhere is StoreBusy at once.
+            self._conn.execute("PRAGMA query_only = OFF")
+            try:
+                yield from self._immediate(patient=True)
+            finally:
+                self._conn.execute("PRAGMA query_only = ON")
             return
         if durable != self._durable:
             self._conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
             self._durable = durable
+        yield from self._immediate(patient=patient)
+
+    def _immediate(self, *, patient: bool) -> Iterator[Store]:
+        """BEGIN IMMEDIATE, the caller's block, then COMMIT (or ROLLBACK on an exception)."""
         if not patient:
             self._conn.execute(f"PRAGMA busy_timeout = {int(IMPATIENT_TIMEOUT_S * 1000)}")
         try:
@@ -436,28 +445,6 @@ class Store:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
             raise (_busy_error() if _is_busy(exc) else _write_error()) from None
-
-    def _short_write(self) -> Iterator[Store]:
-        """A write transaction on the loop thread's connection: StoreBusy at once if the lock is taken."""
-        self._conn.execute("PRAGMA query_only = OFF")
-        try:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise (_busy_error() if _is_busy(exc) else _write_error()) from None
-            try:
-                yield self
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            try:
-                self._conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise (_busy_error() if _is_busy(exc) else _write_error()) from None
-        finally:
-            self._conn.execute("PRAGMA query_only = ON")
 
     # -- keyring ----------------------------------------------------------------------
 
