@@ -119,9 +119,14 @@ def validate_fields(data: Mapping[str, object]) -> dict[str, str | None]:
     return clean
 
 
+def _compact(field: str) -> str:
+    """A field name lowered and without "_", "-" and ".", as the name lists hold them."""
+    return _SEPARATORS.sub("", field).lower()
+
+
 def is_seed_field(field: str) -> bool:
     """Whether a field name means the TOTP seed (secret, totp_secret, Secret, otpauth, mfa_seed...)."""
-    return _SEPARATORS.sub("", field).lower() in SEED_FIELD_NAMES
+    return _compact(field) in SEED_FIELD_NAMES
 
 
 def take_seed(fields: dict[str, str | None]) -> str | None:
@@ -166,14 +171,18 @@ _CODE_SEPARATORS = re.compile(r"[\s,;]+")
 _ABSENT = object()
 
 
-def take_backup_codes(data: dict[str, object]) -> list[str] | None | object:
+def take_backup_codes(data: object) -> list[str] | None | object:
     """Remove the recovery codes from data and return them as a clean list; None removes them; ABSENT if not given.
 
     They may come as a list of strings or as one string of codes separated by spaces, commas
-    or lines (as services print them). Codes are kept as typed, duplicates once.
+    or lines (as services print them). Codes are kept as typed, duplicates once. Data that
+    is not a dict holds none (validate_fields refuses it).
     """
-    named = [f for f in data if isinstance(f, str) and _SEPARATORS.sub("", f).lower() in BACKUP_FIELD_NAMES]
-    if any(isinstance(f, str) and _SEPARATORS.sub("", f).lower() == USED_BACKUP_FIELD.lower() for f in data):
+    if not isinstance(data, dict):
+        return _ABSENT
+    names = {f: _compact(f) for f in data if isinstance(f, str)}
+    named = [f for f, compact in names.items() if compact in BACKUP_FIELD_NAMES]
+    if _compact(USED_BACKUP_FIELD) in names.values():
         raise InvalidInput(f"{USED_BACKUP_FIELD} is kept by the vault as codes are used; give {BACKUP_FIELD} only.")
     if not named:
         return _ABSENT

@@ -561,8 +561,8 @@ class Vault:
         """
         try:
             clean_name = validate_name(name)
-            raw = dict(data or {}) if isinstance(data, Mapping) else data
-            codes = take_backup_codes(raw) if isinstance(raw, dict) else None
+            raw = dict(data) if isinstance(data, Mapping) else data
+            codes = take_backup_codes(raw)
             fields = validate_fields(raw or {})
             if given(codes):
                 fields[BACKUP_FIELD] = json.dumps(codes) if codes is not None else None
@@ -781,11 +781,12 @@ class Vault:
 
     def _claim(self, store: Store, name: str, moment: float, check: Callable[[EntryRow | None], otp.OtpSeed],
                least_of: Callable[[otp.OtpSeed], int]) -> tuple[otp.OtpCode, bool, int]:
-        """On the database thread: the entry's code at `moment`, recorded as handed out unless it was already.
+        """The entry's code at `moment`, recorded as handed out unless it was already (Database.short_write).
 
-        One write transaction reads the entry (checked against the chain, or as checked at
-        the same key), computes the code and records its time step; (code, recorded, least).
-        Not synced at commit: after a power cut the step would long be over.
+        One write transaction, on whichever connection short_write gives, reads the entry
+        (checked against the chain, or as checked at the same key), computes the code and
+        records its time step; (code, recorded, least). Not synced at commit: after a power
+        cut the step would long be over.
         """
         with store.transaction(durable=False):
             key = (store.reader, store.data_version(), store.total_changes())
