@@ -191,3 +191,9 @@ def test_the_cli_generates_a_password(home: Path) -> None:
     pw = line.rsplit(" ", 1)[1]
     assert len(pw) == 12 and pw.isalnum()
     assert run_cli(home, "vault", "get", "svc", "--field", "password").stdout.strip() == pw
+
+
+async def test_empty_data_that_is_no_object_leaves_the_codes_alone(vault: Vault) -> None:
+    await vault.put("gh", {"backupCodes": CODES[:2]})
+    await vault.put("gh", [])  # type: ignore[arg-type]  # an empty list, as a loose caller may send
+    assert (await vault.get("gh")).backup_codes_remaining == 2
