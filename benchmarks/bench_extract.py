@@ -34,10 +34,10 @@ from pathlib import Path
 
 import mailparser
 
-from mailgent_mcp import extract
-from mailgent_mcp.dkim_check import StaticKeyLookup
-from mailgent_mcp.imap import FETCH_BATCH
-from mailgent_mcp.parse import PARSE_WORKERS, parse_chunk, parse_message
+from mailgent_mcp.inbox import extract
+from mailgent_mcp.inbox.dkim import StaticKeyLookup
+from mailgent_mcp.inbox.imap import FETCH_BATCH
+from mailgent_mcp.inbox.parse import PARSE_WORKERS, parse_chunk, parse_message
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "data" / "verification"

@@ -140,7 +140,7 @@ def ledger_targets(home: Path, entries: int) -> tuple[Target, Target]:
 
 async def store_ledger_entries(home: Path, entries: int) -> None:
     """The entries the ledger rounds use, put through the vault directly (faster than over MCP)."""
-    from mailgent_mcp.vault import Vault
+    from mailgent_mcp.vault.entries import Vault
 
     async with await Vault.open(home, environ={}) as vault:
         for i in range(entries):

@@ -39,7 +39,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.qr_images
 
-from mailgent_mcp import qr  # noqa: E402
+from mailgent_mcp.vault import qr  # noqa: E402
 from tests.qr_images import encode, enrolment_page, qr_image  # noqa: E402
 
 SEED = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"  # RFC 6238 Appendix B, SHA-1: "12345678901234567890"

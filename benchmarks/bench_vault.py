@@ -32,8 +32,8 @@ from pathlib import Path
 
 import pyotp
 
-from mailgent_mcp import otp
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.vault import otp
+from mailgent_mcp.vault.entries import Vault
 
 SEED = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"  # RFC 6238 Appendix B, SHA-1: "12345678901234567890"
 T0 = 1_234_567_890.0  # a fixed start time; each call moves one second on

@@ -23,9 +23,9 @@ import time
 
 from mcp import Client, StdioServerParameters
 
-from mailgent_mcp.demo import free_port
-from mailgent_mcp.demo_agent import sign_up_and_log_in
-from mailgent_mcp.sample_service import SampleService
+from mailgent_mcp.demo.agent import sign_up_and_log_in
+from mailgent_mcp.demo.run import free_port
+from mailgent_mcp.demo.service import SampleService
 
 
 async def main() -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.vault.entries import Vault
 
 URI = "otpauth://totp/Example:alice@google.com?secret=JBSWY3DPEHPK3PXP&issuer=Example"
 

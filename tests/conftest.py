@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mcp_types import CallToolResult
 
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.vault.entries import Vault
 
 DATA = Path(__file__).parent / "data"
 

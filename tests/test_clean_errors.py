@@ -22,9 +22,9 @@ from typing import Any, cast
 import pytest
 from mcp import Client, StdioServerParameters
 
-from mailgent_mcp.imap import ImapAccount, ImapSync
-from mailgent_mcp.inbox import Inbox
-from mailgent_mcp.parse import Parser
+from mailgent_mcp.inbox.cache import Inbox
+from mailgent_mcp.inbox.imap import ImapAccount, ImapSync
+from mailgent_mcp.inbox.parse import Parser
 
 from .conftest import clean_env, ok, run_cli
 from .dovecot import Dovecot, dovecot_installed, free_ports

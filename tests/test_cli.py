@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp.cli import build_parser
+from mailgent_mcp.cli.main import build_parser
 
 from .conftest import SEED_80, SEED_RFC, clean_env, db_exec, run_cli
 

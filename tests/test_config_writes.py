@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp.accounts import remove_account, save_account
-from mailgent_mcp.imap import ImapAccount
+from mailgent_mcp.inbox.accounts import remove_account, save_account
+from mailgent_mcp.inbox.imap import ImapAccount
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,15 @@ import pytest
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, LoginError
 
-from .dovecot import Dovecot, SmtpHop, TcpProxy, dovecot, group_members, imap_proxy, smtp_hop  # noqa: F401
+from .dovecot import (  # noqa: F401
+    Dovecot,
+    SmtpHop,
+    TcpProxy,
+    dovecot,
+    group_members,
+    imap_proxy,
+    smtp_hop,
+)
 
 AT_ONCE = 1.0  # seconds: "at once" for a client that learns of a closed connection
 SOCKET_TIMEOUT = 2.0

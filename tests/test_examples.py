@@ -27,8 +27,10 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from mailgent_mcp import accounts, config, inbox, poller, smtp, tokens
-from mailgent_mcp.cli import build_parser
+from mailgent_mcp import config
+from mailgent_mcp.cli.main import build_parser
+from mailgent_mcp.inbox import accounts, cache, service, smtp
+from mailgent_mcp.mcp import tokens
 
 from .conftest import ALL_TOOLS, SEED_RFC, clean_env, run_cli
 from .helpers.http_server import ServerProcess
@@ -41,7 +43,7 @@ EXPECTED_TOOLS = set(ALL_TOOLS)
 ENTRY = "github"  # the entry the vault is made with, and the examples' default entry
 
 # The environment variables the server reads, as the code names them.
-KNOWN_VARIABLES = {value for module in (config, accounts, inbox, poller, smtp, tokens)
+KNOWN_VARIABLES = {value for module in (config, accounts, cache, service, smtp, tokens)
                    for name, value in vars(module).items() if name.startswith("ENV_") and isinstance(value, str)}
 
 

@@ -9,8 +9,15 @@ from typing import Any
 
 import pytest
 
-from mailgent_mcp.extract import NESTED_TOO_DEEPLY, TEXT_CAP, extract, find_codes, html_to_text, sender_auth
-from mailgent_mcp.parse import parse_message
+from mailgent_mcp.inbox.extract import (
+    NESTED_TOO_DEEPLY,
+    TEXT_CAP,
+    extract,
+    find_codes,
+    html_to_text,
+    sender_auth,
+)
+from mailgent_mcp.inbox.parse import parse_message
 
 CORPUS = Path(__file__).parent / "data" / "verification"
 CORPUS_RECEIVER = ("mx.mailgent.test",)  # the authserv-id of the corpus's receiving server
@@ -249,7 +256,7 @@ def test_word_patterns_on_lowered_text_match_like_the_case_insensitive_ones() ->
     # leading \b moved behind the first character: spans must be those of the plain re.I pattern.
     import random
 
-    from mailgent_mcp.extract import _CODE_WORDS, _CODE_WORDS_SOURCE, _lower
+    from mailgent_mcp.inbox.extract import _CODE_WORDS, _CODE_WORDS_SOURCE, _lower
 
     reference = re.compile(_CODE_WORDS_SOURCE, re.I)
     words = ["Code", "CODES", "passcode", "Verificationcode", "Bestätigungscode", "OTP", "pin-code", "Sign-In Code",

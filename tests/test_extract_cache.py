@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp.accounts import save_account
-from mailgent_mcp.extract import EXTRACTOR_VERSION
-from mailgent_mcp.imap import ImapAccount
-from mailgent_mcp.inbox import LOCAL_ACCOUNT, Inbox
-from mailgent_mcp.parse import Parser, parse_message
-from mailgent_mcp.store import MessageQuery
+from mailgent_mcp.db.store import MessageQuery
+from mailgent_mcp.inbox.accounts import save_account
+from mailgent_mcp.inbox.cache import LOCAL_ACCOUNT, Inbox
+from mailgent_mcp.inbox.extract import EXTRACTOR_VERSION
+from mailgent_mcp.inbox.imap import ImapAccount
+from mailgent_mcp.inbox.parse import Parser, parse_message
 
 from .conftest import UNDO_TO_SCHEMA_7, db_rows, run_cli
 from .helpers.answers import inner_text

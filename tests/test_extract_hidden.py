@@ -13,12 +13,12 @@ import pytest
 from mcp import Client
 
 from mailgent_mcp.config import Settings
-from mailgent_mcp.extract import extract
-from mailgent_mcp.inbox import Inbox
-from mailgent_mcp.inbox_tools import InboxProvider
-from mailgent_mcp.parse import parse_message
-from mailgent_mcp.server import build_server
-from mailgent_mcp.tools import VaultProvider
+from mailgent_mcp.inbox.cache import Inbox
+from mailgent_mcp.inbox.extract import extract
+from mailgent_mcp.inbox.parse import parse_message
+from mailgent_mcp.mcp.inbox_tools import InboxProvider
+from mailgent_mcp.mcp.server import build_server
+from mailgent_mcp.mcp.vault_tools import VaultProvider
 
 from .conftest import ok
 from .helpers.answers import inner_text, messages_of

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp.imap import ImapSync
-from mailgent_mcp.inbox import Inbox
-from mailgent_mcp.parse import ParsedMessage, Parser
+from mailgent_mcp.inbox.cache import Inbox
+from mailgent_mcp.inbox.imap import ImapSync
+from mailgent_mcp.inbox.parse import ParsedMessage, Parser
 
 from .conftest import db_rows
 from .dovecot import Dovecot, TcpProxy, dovecot, imap_proxy  # noqa: F401 - fixtures

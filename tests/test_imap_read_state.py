@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from imapclient import SEEN, IMAPClient
 
-from mailgent_mcp import imap
-from mailgent_mcp.inbox import Inbox
-from mailgent_mcp.store import MessageQuery
+from mailgent_mcp.db.store import MessageQuery
+from mailgent_mcp.inbox import imap
+from mailgent_mcp.inbox.cache import Inbox
 
 from .conftest import db_rows
 from .dovecot import Dovecot, dovecot  # noqa: F401 - fixture

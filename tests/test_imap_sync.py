@@ -10,11 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp.dkim_check import StaticKeyLookup
-from mailgent_mcp.imap import ImapAccount, ImapLoginFailed, ImapSync, Security, Timing
-from mailgent_mcp.inbox import CachedMessage, Inbox
-from mailgent_mcp.parse import Parser
-from mailgent_mcp.store import MessageQuery, Store
+from mailgent_mcp.db.store import MessageQuery, Store
+from mailgent_mcp.inbox.cache import CachedMessage, Inbox
+from mailgent_mcp.inbox.dkim import StaticKeyLookup
+from mailgent_mcp.inbox.imap import (
+    ImapAccount,
+    ImapLoginFailed,
+    ImapSync,
+    Security,
+    Timing,
+)
+from mailgent_mcp.inbox.parse import Parser
 
 from .dovecot import Dovecot, SmtpHop, dovecot, smtp_hop  # noqa: F401 - fixtures
 
@@ -198,7 +204,7 @@ async def test_mail_arriving_while_the_sync_runs_is_not_left_for_the_keepalive(
     # Mail delivered after SELECT and before SEARCH is announced by an untagged EXISTS in the
     # SEARCH response, not again in IDLE; mail delivered just before IDLE (Maildir, same
     # second as the last scan) is not announced by Dovecot's IDLE until its own 30 s check.
-    from mailgent_mcp import imap
+    from mailgent_mcp.inbox import imap
 
     delivered: list[str] = []
     original = getattr(imap.ImapSession, step)
@@ -274,7 +280,7 @@ def test_a_keepalive_past_rfc_2177s_29_minutes_is_refused() -> None:
 
 async def test_a_first_sync_extracts_its_newest_at_once_and_the_rest_after(
         home: Path, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mailgent_mcp import imap
+    from mailgent_mcp.inbox import imap
 
     monkeypatch.setattr(imap, "EXTRACT_INLINE", 3)
     monkeypatch.setattr(imap, "FETCH_BATCH", 2)

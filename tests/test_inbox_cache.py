@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from mailgent_mcp.db.store import MIGRATIONS, SCHEMA_VERSION, MessageQuery, _statements
 from mailgent_mcp.errors import InvalidInput
-from mailgent_mcp.inbox import Inbox, parse_age
-from mailgent_mcp.parse import ParsedMessage, parse_message
-from mailgent_mcp.store import MIGRATIONS, SCHEMA_VERSION, MessageQuery, _statements
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.inbox.cache import Inbox, parse_age
+from mailgent_mcp.inbox.parse import ParsedMessage, parse_message
+from mailgent_mcp.vault.entries import Vault
 
 from .conftest import DATA, UNDO_TO_SCHEMA_7, db_rows
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mailgent_mcp.accounts import load_accounts
+from mailgent_mcp.inbox.accounts import load_accounts
 
 from .conftest import clean_env, db_rows, run_cli
 from .dovecot import Dovecot, dovecot  # noqa: F401 - fixture
@@ -82,8 +82,8 @@ def _cache_with_ages(home: Path, days_ago: list[float]) -> None:
     import asyncio
     import time
 
-    from mailgent_mcp.inbox import Inbox
-    from mailgent_mcp.parse import parse_message
+    from mailgent_mcp.inbox.cache import Inbox
+    from mailgent_mcp.inbox.parse import parse_message
 
     async def fill() -> None:
         for n, age in enumerate(days_ago):

@@ -14,10 +14,10 @@ from typing import Any
 
 from mcp import Client, StdioServerParameters
 
-from mailgent_mcp.inbox import Inbox
-from mailgent_mcp.parse import parse_message
-from mailgent_mcp.store import MessageQuery
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.db.store import MessageQuery
+from mailgent_mcp.inbox.cache import Inbox
+from mailgent_mcp.inbox.parse import parse_message
+from mailgent_mcp.vault.entries import Vault
 
 from .conftest import clean_env, run_cli
 

@@ -12,13 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp.accounts import load_accounts, password_entry, remove_account, save_account
+from mailgent_mcp.db.store import MessageQuery
 from mailgent_mcp.errors import ConfigError
-from mailgent_mcp.imap import ImapAccount
-from mailgent_mcp.inbox import Inbox
-from mailgent_mcp.parse import parse_message
-from mailgent_mcp.store import MessageQuery
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.inbox.accounts import (
+    load_accounts,
+    password_entry,
+    remove_account,
+    save_account,
+)
+from mailgent_mcp.inbox.cache import Inbox
+from mailgent_mcp.inbox.imap import ImapAccount
+from mailgent_mcp.inbox.parse import parse_message
+from mailgent_mcp.vault.entries import Vault
 
 from .conftest import clean_env, db_rows
 from .dovecot import Dovecot, dovecot  # noqa: F401 - fixture
@@ -126,7 +131,7 @@ async def test_one_poller_across_processes_and_takeover_when_it_dies(home: Path,
 
 
 async def test_the_service_purges_mail_past_the_retention(home: Path) -> None:
-    from mailgent_mcp.poller import InboxService
+    from mailgent_mcp.inbox.service import InboxService
 
     async with await Inbox.open(home, clock=lambda: time.time() - 3 * 86400) as inbox:
         await inbox.add("acct", "INBOX", 1, 1, parse_message(mail("old").encode()))
@@ -155,7 +160,7 @@ async def test_the_service_purges_mail_past_the_retention(home: Path) -> None:
 
 
 async def test_the_service_extracts_mail_cached_without_extraction(home: Path) -> None:
-    from mailgent_mcp.poller import InboxService
+    from mailgent_mcp.inbox.service import InboxService
 
     raw = mail("later", body="Your verification code is 246810.").encode()
     async with await Inbox.open(home) as inbox:

@@ -37,8 +37,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
 from mcp_types.version import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
 
-from mailgent_mcp import otp
-from mailgent_mcp.tokens import MIN_TOKEN_CHARS, TOKEN_FILE
+from mailgent_mcp.mcp.tokens import MIN_TOKEN_CHARS, TOKEN_FILE
+from mailgent_mcp.vault import otp
 
 from .conftest import ALL_TOOLS, clean_env, run_cli
 from .helpers.http_server import ServerProcess, start_all

@@ -18,16 +18,16 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from mailgent_mcp.accounts import password_entry, save_account
 from mailgent_mcp.config import Settings
-from mailgent_mcp.imap import ImapAccount
-from mailgent_mcp.inbox import Inbox
-from mailgent_mcp.inbox_tools import InboxProvider
-from mailgent_mcp.parse import parse_message
-from mailgent_mcp.server import build_server
-from mailgent_mcp.store import MessageQuery
-from mailgent_mcp.tools import VaultProvider
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.db.store import MessageQuery
+from mailgent_mcp.inbox.accounts import password_entry, save_account
+from mailgent_mcp.inbox.cache import Inbox
+from mailgent_mcp.inbox.imap import ImapAccount
+from mailgent_mcp.inbox.parse import parse_message
+from mailgent_mcp.mcp.inbox_tools import InboxProvider
+from mailgent_mcp.mcp.server import build_server
+from mailgent_mcp.mcp.vault_tools import VaultProvider
+from mailgent_mcp.vault.entries import Vault
 
 from .conftest import clean_env, error_text, ok, run_cli
 from .dovecot import Dovecot, dovecot, free_ports  # noqa: F401 - fixture
@@ -295,9 +295,9 @@ async def test_inbox_wait_over_stdio_with_a_real_imap_account(home: Path, doveco
 
 
 async def test_the_sample_service_checks_codes_passwords_and_totp(home: Path) -> None:
-    from mailgent_mcp import otp
-    from mailgent_mcp.sample_service import SampleService
-    from mailgent_mcp.smtp import SmtpInbox, parse_listen
+    from mailgent_mcp.demo.service import SampleService
+    from mailgent_mcp.inbox.smtp import SmtpInbox, parse_listen
+    from mailgent_mcp.vault import otp
 
     [port] = free_ports(1)
     async with await Inbox.open(home) as inbox:

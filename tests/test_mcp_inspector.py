@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from mailgent_mcp import otp
-from mailgent_mcp.tools import TOOL_NAMES
+from mailgent_mcp.mcp.boundary import TOOL_NAMES
+from mailgent_mcp.vault import otp
 
 from .conftest import ALL_TOOLS, SEED_RFC, clean_env, run_cli
 from .helpers.node import INSPECTOR, NODE_DIR, needs, runtime

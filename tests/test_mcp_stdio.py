@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from mcp import Client, StdioServerParameters
 
-from mailgent_mcp import otp
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.vault import otp
+from mailgent_mcp.vault.entries import Vault
 
 from .conftest import ALL_TOOLS, SEED_RFC, clean_env, error_text, ok, run_cli
 

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from mailgent_mcp import otp
 from mailgent_mcp.config import Settings
-from mailgent_mcp.server import MailgentServer, build_server
-from mailgent_mcp.tools import INTERNAL_ERROR, VaultProvider
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.mcp.boundary import INTERNAL_ERROR
+from mailgent_mcp.mcp.server import MailgentServer, build_server
+from mailgent_mcp.mcp.vault_tools import VaultProvider
+from mailgent_mcp.vault import otp
+from mailgent_mcp.vault.entries import Vault
 
 from .conftest import ALL_TOOLS, SEED_80, SEED_RFC, error_text, ok
 

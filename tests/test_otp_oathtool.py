@@ -20,7 +20,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailgent_mcp.otp import OtpParams, OtpSeed, hotp_at, parse_secret, parse_uri, totp_at
+from mailgent_mcp.vault.otp import (
+    OtpParams,
+    OtpSeed,
+    hotp_at,
+    parse_secret,
+    parse_uri,
+    totp_at,
+)
 
 OATHTOOL = shutil.which("oathtool")
 pytestmark = [

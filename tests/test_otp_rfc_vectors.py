@@ -17,7 +17,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailgent_mcp.errors import InvalidInput
-from mailgent_mcp.otp import OtpCode, OtpParams, OtpSeed, hotp_at, parse_secret, parse_uri, totp_at
+from mailgent_mcp.vault.otp import (
+    OtpCode,
+    OtpParams,
+    OtpSeed,
+    hotp_at,
+    parse_secret,
+    parse_uri,
+    totp_at,
+)
 
 DATA: dict[str, Any] = json.loads((Path(__file__).parent / "data" / "rfc6238_vectors.json").read_text())
 VECTORS: list[dict[str, Any]] = DATA["vectors"]

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailgent_mcp.errors import InvalidInput, InvalidSecret, MailgentError
-from mailgent_mcp.otp import (
+from mailgent_mcp.vault.otp import (
     OtpParams,
     OtpSeed,
     decode_base32,

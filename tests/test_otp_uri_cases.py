@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import pytest
 
 from mailgent_mcp.errors import InvalidSecret
-from mailgent_mcp.otp import (
+from mailgent_mcp.vault.otp import (
     OtpSeed,
     hotp_at,
     parse_migration,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp import parse
-from mailgent_mcp.parse import MAX_HEADER_BYTES, Parser, parse_message
+from mailgent_mcp.inbox import parse
+from mailgent_mcp.inbox.parse import MAX_HEADER_BYTES, Parser, parse_message
 
 CPYTHON_CORPUS = sorted((Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_email" / "data").glob("msg_*.txt"))
 
@@ -171,7 +171,7 @@ async def test_extract_many_extracts_across_the_workers_and_goes_past_a_hanging_
     """What `inbox reindex` runs: chunks per worker; the culprits alone end empty (None), the rest extracted."""
     import dataclasses
 
-    from mailgent_mcp.parse import ExtractInput
+    from mailgent_mcp.inbox.parse import ExtractInput
 
     from .helpers.parse_faults import FaultyParser
 

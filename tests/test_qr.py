@@ -24,9 +24,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 from PIL import Image, ImageDraw
 
-from mailgent_mcp import otp
 from mailgent_mcp.errors import InvalidInput, InvalidSecret
-from mailgent_mcp.qr import MAX_IMAGE_BYTES, image_from_base64, secret_from_image
+from mailgent_mcp.vault import otp
+from mailgent_mcp.vault.qr import MAX_IMAGE_BYTES, image_from_base64, secret_from_image
 
 from .conftest import SEED_RFC, run_cli
 from .qr_images import PAGE_SIZE, encode, enrolment_page, qr_image
@@ -437,8 +437,8 @@ async def test_vault_put_reads_a_screenshot_given_as_qr_image(home: Path, oathto
     from mcp import Client
 
     from mailgent_mcp.config import Settings
-    from mailgent_mcp.server import build_server
-    from mailgent_mcp.tools import VaultProvider
+    from mailgent_mcp.mcp.server import build_server
+    from mailgent_mcp.mcp.vault_tools import VaultProvider
 
     from .conftest import error_text, ok
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp.accounts import save_account
-from mailgent_mcp.cli import build_parser
-from mailgent_mcp.imap import ImapAccount
+from mailgent_mcp.cli.main import build_parser
+from mailgent_mcp.inbox.accounts import save_account
+from mailgent_mcp.inbox.imap import ImapAccount
 
 from .conftest import SEED_RFC, clean_env
 from .qr_images import encode, enrolment_page, qr_image

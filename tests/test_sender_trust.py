@@ -23,19 +23,29 @@ from typing import Any
 import dkim
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import (Encoding, NoEncryption, PrivateFormat,
-                                                          PublicFormat)
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 from mcp import Client, StdioServerParameters
 
-from mailgent_mcp.accounts import account_from_table, account_from_url, load_accounts, password_entry, save_account
-from mailgent_mcp.dkim_check import DnsKeyLookup, StaticKeyLookup
+from mailgent_mcp.db.store import MessageQuery
 from mailgent_mcp.errors import ConfigError
-from mailgent_mcp.extract import sender_auth
-from mailgent_mcp.imap import ImapAccount
-from mailgent_mcp.inbox import Inbox
-from mailgent_mcp.parse import Parser, parse_message
-from mailgent_mcp.store import MessageQuery
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.inbox.accounts import (
+    account_from_table,
+    account_from_url,
+    load_accounts,
+    password_entry,
+    save_account,
+)
+from mailgent_mcp.inbox.cache import Inbox
+from mailgent_mcp.inbox.dkim import DnsKeyLookup, StaticKeyLookup
+from mailgent_mcp.inbox.extract import sender_auth
+from mailgent_mcp.inbox.imap import ImapAccount
+from mailgent_mcp.inbox.parse import Parser, parse_message
+from mailgent_mcp.vault.entries import Vault
 
 from .conftest import clean_env, ok, run_cli
 from .dovecot import Dovecot, dovecot, free_ports  # noqa: F401 - fixture
@@ -209,7 +219,7 @@ def test_a_trusted_header_that_vouches_needs_no_dns(keypair: tuple[bytes, str]) 
 
 
 async def test_the_smtp_inbox_verifies_dkim_and_reindex_keeps_the_result(home: Path, keypair: tuple[bytes, str]) -> None:
-    from mailgent_mcp.smtp import SmtpInbox, parse_listen
+    from mailgent_mcp.inbox.smtp import SmtpInbox, parse_listen
 
     pem, txt = keypair
     [port] = free_ports(1)

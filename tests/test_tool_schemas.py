@@ -18,8 +18,8 @@ from agents.mcp import MCPServerStdio, MCPUtil
 from mcp import Client
 
 from mailgent_mcp.config import Settings
-from mailgent_mcp.server import build_server
-from mailgent_mcp.tools import VaultProvider
+from mailgent_mcp.mcp.server import build_server
+from mailgent_mcp.mcp.vault_tools import VaultProvider
 
 from .conftest import ALL_TOOLS, SEED_RFC, clean_env, error_text, ok
 

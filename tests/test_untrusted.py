@@ -8,7 +8,7 @@ import unicodedata
 
 import pytest
 
-from mailgent_mcp.untrusted import neutralise, usable_url
+from mailgent_mcp.inbox.untrusted import neutralise, usable_url
 
 from .helpers.answers import BRACKET_RUN
 from .test_answer_fence import FORGED
@@ -51,6 +51,6 @@ def test_a_url_is_percent_encoded_where_a_character_may_not_stand_in_one() -> No
 
 
 def test_the_fenced_text_bound_is_the_extractors_cap() -> None:
-    from mailgent_mcp import extract, untrusted
+    from mailgent_mcp.inbox import extract, untrusted
 
     assert untrusted.MAX_TEXT == extract.TEXT_CAP

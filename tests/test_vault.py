@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp import otp
 from mailgent_mcp.errors import EntryExists, EntryNotFound, InvalidInput, NoTotpSeed
-from mailgent_mcp.models import EntryType
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.vault import otp
+from mailgent_mcp.vault.entries import Vault
+from mailgent_mcp.vault.models import EntryType
 
 from .conftest import SEED_80, SEED_RFC, db_rows
 
@@ -201,7 +201,7 @@ async def test_existing_loose_folder_is_tightened(tmp_path: Path) -> None:
 
 
 async def test_schema_version_is_recorded(vault: Vault, home: Path) -> None:
-    from mailgent_mcp.store import SCHEMA_VERSION
+    from mailgent_mcp.db.store import SCHEMA_VERSION
 
     assert db_rows(home, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert db_rows(home, "PRAGMA journal_mode") == [("wal",)]
@@ -220,7 +220,7 @@ async def test_read_audit_rows_are_written_in_order_before_a_change(vault: Vault
 async def test_queued_read_rows_are_written_within_the_gathering_delay(vault: Vault, home: Path) -> None:
     import asyncio
 
-    from mailgent_mcp.vault import AUDIT_FLUSH_DELAY_S
+    from mailgent_mcp.vault.entries import AUDIT_FLUSH_DELAY_S
 
     await vault.put("a", {"secret": SEED_RFC})
     for _ in range(5):
@@ -233,7 +233,7 @@ async def test_a_steady_stream_of_reads_has_its_rows_written_at_least_every_seco
     import asyncio
     import time
 
-    from mailgent_mcp.vault import AUDIT_FLUSH_DELAY_S, AUDIT_FLUSH_MAX_S
+    from mailgent_mcp.vault.entries import AUDIT_FLUSH_DELAY_S, AUDIT_FLUSH_MAX_S
 
     await vault.put("a", {"secret": SEED_RFC})
     start = time.monotonic()

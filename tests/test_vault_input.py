@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mailgent_mcp.errors import InvalidInput, InvalidSecret
-from mailgent_mcp.vault import MAX_FIELDS, Vault
+from mailgent_mcp.vault.entries import MAX_FIELDS, Vault
 
 from .conftest import SEED_RFC, entries_snapshot
 

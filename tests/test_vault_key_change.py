@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.vault.entries import Vault
 
 from .conftest import clean_env, db_rows, run_cli
 from .helpers.processes import Spawn, spawn  # noqa: F401 - spawn: a fixture

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp import crypto
 from mailgent_mcp.errors import ConfigError, VaultLocked
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.vault import crypto
+from mailgent_mcp.vault.entries import Vault
 
 from .conftest import SEED_RFC, db_rows, entries_snapshot
 

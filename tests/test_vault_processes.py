@@ -18,17 +18,22 @@ import stat
 import subprocess
 import sys
 import time
-
 from pathlib import Path
 
 import pytest
 
-from mailgent_mcp import otp
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.vault import otp
+from mailgent_mcp.vault.entries import Vault
 
 from .conftest import clean_env, db_rows, entries_snapshot
 from .helpers.processes import LINE_TIMEOUT, Spawn, release_together, spawn, worker_env  # noqa: F401 - spawn: a fixture
-from .helpers.vault_worker import CHECK_AT, password_for, seed_for, shared_password, username_for
+from .helpers.vault_worker import (
+    CHECK_AT,
+    password_for,
+    seed_for,
+    shared_password,
+    username_for,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -21,10 +21,10 @@ from mcp import Client
 
 from mailgent_mcp.config import Settings
 from mailgent_mcp.errors import InvalidInput, NoBackupCodes, VaultCorrupt
-from mailgent_mcp.passgen import DEFAULT_SYMBOLS, PasswordRule, generate
-from mailgent_mcp.server import build_server
-from mailgent_mcp.tools import VaultProvider
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.mcp.server import build_server
+from mailgent_mcp.mcp.vault_tools import VaultProvider
+from mailgent_mcp.vault.entries import Vault
+from mailgent_mcp.vault.passgen import DEFAULT_SYMBOLS, PasswordRule, generate
 
 from .conftest import clean_env, db_exec, db_rows, error_text, ok, run_cli
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mailgent_mcp.errors import MailgentError, VaultCorrupt
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.vault.entries import Vault
 
 from .conftest import clean_env, db_exec, db_rows, run_cli
 

@@ -152,7 +152,7 @@ async def test_a_value_with_lone_surrogates_is_refused_so_it_can_always_be_read_
     # vault directly: refused here, whichever caller sends it. (Over MCP such a string does not
     # get past the SDK's JSON parsing.)
     from mailgent_mcp.errors import InvalidInput
-    from mailgent_mcp.vault import Vault
+    from mailgent_mcp.vault.entries import Vault
 
     async with await Vault.open(home, environ={}) as vault:
         with pytest.raises(InvalidInput, match="not valid text"):

@@ -17,9 +17,18 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from mailgent_mcp.errors import VaultCorrupt
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.vault.entries import Vault
 
-from .conftest import DATA, SEED_RFC, clean_env, db_exec, db_rows, error_text, ok, run_cli
+from .conftest import (
+    DATA,
+    SEED_RFC,
+    clean_env,
+    db_exec,
+    db_rows,
+    error_text,
+    ok,
+    run_cli,
+)
 
 
 def _put(home: Path, name: str, *args: str, stdin: str = "") -> None:

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-from mailgent_mcp import otp
 from mailgent_mcp.config import Settings
-from mailgent_mcp.server import build_server
-from mailgent_mcp.tools import VaultProvider
-from mailgent_mcp.vault import Vault
+from mailgent_mcp.mcp.server import build_server
+from mailgent_mcp.mcp.vault_tools import VaultProvider
+from mailgent_mcp.vault import otp
+from mailgent_mcp.vault.entries import Vault
 
 from .conftest import SEED_RFC, clean_env, db_rows, ok
 

@@ -12,9 +12,15 @@ import os
 import time
 from collections.abc import Sequence
 
-from mailgent_mcp.dkim_check import KeyLookup
-from mailgent_mcp.extract import Extraction
-from mailgent_mcp.parse import ExtractInput, ParsedMessage, Parser, extract_input, parse_message
+from mailgent_mcp.inbox.dkim import KeyLookup
+from mailgent_mcp.inbox.extract import Extraction
+from mailgent_mcp.inbox.parse import (
+    ExtractInput,
+    ParsedMessage,
+    Parser,
+    extract_input,
+    parse_message,
+)
 
 
 def parse_one(raw: bytes, trusted_authserv_ids: Sequence[str] = (), extracting: bool = True,

@@ -98,8 +98,8 @@ def stop_flag() -> threading.Event:
 
 def pause_at(step: str | None) -> None:
     """Make the key change stop at step (see the module docstring) until the parent writes a line."""
-    from mailgent_mcp import crypto
-    from mailgent_mcp.vault import Vault
+    from mailgent_mcp.vault import crypto
+    from mailgent_mcp.vault.entries import Vault
 
     def pause() -> None:
         say(f"at {step}")
@@ -141,8 +141,8 @@ class Mismatch(Exception):
 
 
 async def run(args: argparse.Namespace) -> int:
-    from mailgent_mcp import otp
-    from mailgent_mcp.vault import Vault
+    from mailgent_mcp.vault import otp
+    from mailgent_mcp.vault.entries import Vault
 
     home = Path(args.home)
     if args.barrier:

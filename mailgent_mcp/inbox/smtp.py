@@ -1,0 +1,122 @@
+"""The embedded SMTP inbox: an aiosmtpd receiver on loopback that caches every message.
+
+The zero-setup inbox for sign-up flows against local or staging services: point their
+SMTP settings at 127.0.0.1:2525 and every mail, for any address, lands in the cache as
+account "local". It is a sink, not a relay: nothing is forwarded. `aiosmtpd` is used here
+and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailgent_mcp.config import is_loopback
+from mailgent_mcp.errors import ConfigError
+from mailgent_mcp.inbox.cache import SMTP_LEASE_PREFIX, Inbox
+from mailgent_mcp.inbox.parse import MAX_MESSAGE_BYTES, Parser
+
+log = logging.getLogger(__name__)
+
+ENV_SMTP_LISTEN = "MAILGENT_SMTP_LISTEN"
+DEFAULT_LISTEN = "127.0.0.1:2525"
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where the SMTP inbox listens."""
+
+    host: str
+    port: int
+
+
+def parse_listen(text: str) -> Listen:
+    """'127.0.0.1:2525' (or '[::1]:2525', 'localhost:2525', or a bare port) as a loopback Listen."""
+    value = text.strip()
+    host, _, port_text = value.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"{ENV_SMTP_LISTEN} (or --smtp-listen) must be HOST:PORT, e.g. {DEFAULT_LISTEN}.") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"The SMTP inbox port in {ENV_SMTP_LISTEN} (or --smtp-listen) must be from 0 to 65535.")
+    if not is_loopback(host):
+        raise ConfigError(
+            f"The SMTP inbox accepts mail for any address and listens on loopback only; {host[:64]!r} is not a "
+            f"loopback address: set {ENV_SMTP_LISTEN} (or --smtp-listen) to 127.0.0.1, [::1] or localhost with a port."
+        )
+    return Listen(host, port)
+
+
+class CacheHandler:
+    """aiosmtpd handler: parse each message (time-limited) and cache it."""
+
+    def __init__(self, inbox: Inbox, parser: Parser) -> None:
+        self._inbox = inbox
+        self._parser = parser
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's name
+        """Cache the message; a parse problem is kept as a marker, never a refusal."""
+        raw = envelope.original_content or envelope.content or b""
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        # No receiving server stands in front of this inbox: no Authentication-Results header is
+        # its own, so none is trusted (only DKIM, verified by the parser, can vouch).
+        parsed = await self._parser.parse(raw, trusted_authserv_ids=())
+        recipients = [str(r) for r in envelope.rcpt_tos]
+        message = await self._inbox.add_local(parsed, recipients)
+        log.info("SMTP inbox cached message %d for %d recipient(s)", message, len(recipients))
+        return "250 Message accepted for delivery"
+
+
+def lease_name(listen: Listen) -> str:
+    """The lease of an SMTP inbox address in vault.db: one server process of the folder listens there."""
+    return f"{SMTP_LEASE_PREFIX}{listen.host}:{listen.port}"
+
+
+class SmtpInbox:
+    """The running receiver. `await SmtpInbox.start(inbox, listen)`; `await close()`."""
+
+    def __init__(self, server: asyncio.AbstractServer, parser: Parser, listen: Listen, *, owns_parser: bool) -> None:
+        self._server = server
+        self._parser = parser
+        self._owns_parser = owns_parser
+        self.listen = listen
+
+    @classmethod
+    async def start(cls, inbox: Inbox, listen: Listen, *, parser: Parser | None = None) -> SmtpInbox:
+        """Listen on listen.host:listen.port (0: any free port) and cache what arrives.
+
+        A parser given is shared (the caller closes it); without one, the receiver has its own.
+        """
+        own = parser is None
+        parser = parser or Parser()
+        handler = CacheHandler(inbox, parser)
+        loop = asyncio.get_running_loop()
+        try:
+            server = await loop.create_server(
+                lambda: SMTP(handler, data_size_limit=MAX_MESSAGE_BYTES, hostname="mailgent-mcp",
+                             ident="mailgent-mcp SMTP inbox"),
+                listen.host, listen.port)
+        except OSError as exc:
+            if own:
+                parser.close()
+            raise ConfigError(
+                f"The SMTP inbox cannot listen on {listen.host}:{listen.port} ({exc.strerror}); "
+                f"choose another port with {ENV_SMTP_LISTEN}."
+            ) from None
+        parser.start()  # its workers start now, not on the first mail
+        port = server.sockets[0].getsockname()[1]
+        log.warning("SMTP inbox listening on %s:%d", listen.host, port)
+        return cls(server, parser, Listen(listen.host, port), owns_parser=own)
+
+    async def close(self) -> None:
+        """Stop listening, and stop the parser workers if they are the receiver's own."""
+        self._server.close()
+        await self._server.wait_closed()
+        if self._owns_parser:
+            self._parser.close()
