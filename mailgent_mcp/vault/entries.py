@@ -35,6 +35,7 @@ from mailgent_mcp.errors import (
     NoTotpSeed,
     VaultCorrupt,
 )
+from mailgent_mcp.times import iso
 from mailgent_mcp.vault import crypto, otp
 from mailgent_mcp.vault.audit import AuditChain, Record, clean_actor
 from mailgent_mcp.vault.fields import (
@@ -71,7 +72,6 @@ from mailgent_mcp.vault.models import (
     StoredEntry,
     TotpCode,
     TotpInfo,
-    iso,
 )
 from mailgent_mcp.vault.passgen import PasswordRule, generate
 from mailgent_mcp.vault.passphrase import check_passphrase
