@@ -123,7 +123,6 @@ class SyncStatus:
     last_sync: float | None = None
     last_error: str | None = None
     errors: int = 0
-    messages_added: int = 0
 
 
 @dataclass(frozen=True)
@@ -458,7 +457,6 @@ class ImapSync:
         except CONNECTION_FAULTS as exc:
             raise connection_lost(self.account, exc) from exc
         self.status.last_sync = time.time()
-        self.status.messages_added += added
         return added
 
     async def _sync_mailbox(self, session: ImapSession, mailbox: str, progress: Progress | None = None) -> int:

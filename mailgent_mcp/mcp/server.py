@@ -75,7 +75,6 @@ log = logging.getLogger(__name__)
 
 Transport = Literal["stdio", "http", "sse"]
 DEFAULT_PORT = 8765
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 HTTP_STOP_GRACE_S = 3.0  # on SIGTERM, uvicorn's own shutdown gets this long before it is cancelled
 
 INSTRUCTIONS = (
