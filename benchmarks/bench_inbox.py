@@ -67,7 +67,7 @@ from imapclient import IMAPClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.dovecot
 
-from mailgent_mcp.db.store import MessageQuery, Store  # noqa: E402
+from mailgent_mcp.inbox.store import InboxStore, MessageQuery  # noqa: E402
 from mailgent_mcp.inbox.cache import Inbox, _row  # noqa: E402 - _row: the package's own row encoding
 from mailgent_mcp.inbox.imap import EXTRACT_INLINE, FETCH_BATCH, ImapAccount, ImapSync  # noqa: E402
 from mailgent_mcp.inbox.parse import Attachment, ParsedMessage, Parser  # noqa: E402
@@ -547,13 +547,13 @@ async def first_sync(server: Dovecot, count: int, rounds: int, root: Path) -> tu
 
 
 def build_cache(home: Path, maker: MailMaker, count: int, batch: int = 5000) -> list[tuple[Mail, str]]:
-    """count messages cached through the Store, batch rows a transaction, newest last; (mail, text) of each."""
+    """count messages cached through the InboxStore, batch rows a transaction, newest last; (mail, text) of each."""
     rng = maker.rng
     end = time.time()
     step = 2 * 365 * 86400 / count  # two years of mail
     made: list[tuple[Mail, str]] = []
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    store = Store(home / "vault.db")
+    store = InboxStore(home / "vault.db")
     try:
         chars = sizes(rng, count, 200, 3000)
         for at in range(0, count, batch):

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp.db.store import MessageQuery
+from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.inbox.accounts import save_account
 from mailgent_mcp.inbox.cache import LOCAL_ACCOUNT, Inbox
 from mailgent_mcp.inbox.extract import EXTRACTOR_VERSION
 from mailgent_mcp.inbox.imap import ImapAccount
 from mailgent_mcp.inbox.parse import Parser, parse_message
 
-from .conftest import UNDO_TO_SCHEMA_7, db_rows, run_cli
+from .conftest import UNDO_TO_SCHEMA_7, add_vault_tables, db_rows, run_cli
 from .helpers.answers import inner_text
 
 PASS = "mx.receiver.test; dkim=pass header.d=bank.test; spf=pass smtp.mailfrom=bank.test; dmarc=pass"
@@ -95,6 +95,7 @@ async def test_reindex_commits_each_batch_and_resumes_where_it_stopped(home: Pat
 async def test_a_version_4_cache_is_migrated_and_reindexed(home: Path) -> None:
     async with await Inbox.open(home) as inbox:
         await inbox.add("acct", "INBOX", 1, 1, parse_message(code_mail("654321")))
+    add_vault_tables(home)
     conn = sqlite3.connect(home / "vault.db")
     conn.executescript(UNDO_TO_SCHEMA_7)
     conn.execute("DROP INDEX messages_by_message_id")  # v7

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from imapclient import SEEN, IMAPClient
 
-from mailgent_mcp.db.store import MessageQuery
+from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.inbox import imap
 from mailgent_mcp.inbox.cache import Inbox
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp.db.store import MessageQuery, Store
+from mailgent_mcp.inbox.store import InboxStore, MessageQuery
 from mailgent_mcp.inbox.cache import CachedMessage, Inbox
 from mailgent_mcp.inbox.dkim import StaticKeyLookup
 from mailgent_mcp.inbox.imap import (
@@ -152,13 +152,13 @@ async def test_every_message_arrives_once_across_a_fault(home: Path, dovecot: Do
 async def test_uidvalidity_reset_resyncs_without_duplicates(home: Path, dovecot: Dovecot,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     looked_up: list[str] = []  # Message-IDs looked for to rebind: only a resync has anything to rebind
-    rebind = Store.rebind_message
+    rebind = InboxStore.rebind_message
 
-    def counted(store: Store, account: str, mailbox: str, message_id: str, uidvalidity: int, uid: int) -> bool:
+    def counted(store: InboxStore, account: str, mailbox: str, message_id: str, uidvalidity: int, uid: int) -> bool:
         looked_up.append(message_id)
         return rebind(store, account, mailbox, message_id, uidvalidity, uid)
 
-    monkeypatch.setattr(Store, "rebind_message", counted)
+    monkeypatch.setattr(InboxStore, "rebind_message", counted)
     dovecot.deliver(mail("first", message_id="m1@service.example"))
     dovecot.deliver(mail("second", message_id="m2@service.example"))
     async with syncing(home, account(dovecot), dovecot.password) as (inbox, sync):

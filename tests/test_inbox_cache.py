@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp.db.store import MIGRATIONS, SCHEMA_VERSION, MessageQuery, _statements
+from mailgent_mcp.db.migrations import RECORDED, statements
+from mailgent_mcp.inbox.store import INBOX_MIGRATIONS, MessageQuery
 from mailgent_mcp.errors import InvalidInput
 from mailgent_mcp.inbox.cache import Inbox, parse_age
 from mailgent_mcp.inbox.parse import ParsedMessage, parse_message
 from mailgent_mcp.vault.entries import Vault
 
-from .conftest import DATA, UNDO_TO_SCHEMA_7, db_rows
+from .conftest import DATA, LATEST_STEP, UNDO_TO_SCHEMA_7, add_vault_tables, db_rows, schema_steps
 
 
 def mail(sender: str, to: str, subject: str, body: str, extra: str = "") -> bytes:
@@ -160,14 +161,17 @@ async def test_a_version_1_vault_is_migrated_and_keeps_its_entries(home: Path) -
     conn.close()
     async with await Vault.open(home, environ={}) as vault:
         assert (await vault.get("aws/prod")).data == {"api_key": "legacy-api-key"}
-    assert db_rows(home, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert schema_steps(home)["vault"] == LATEST_STEP["vault"]
+    assert db_rows(home, "PRAGMA user_version") == [(RECORDED,)]
     async with await Inbox.open(home) as inbox:
         assert await inbox.read(MessageQuery()) == []
+    assert schema_steps(home) == LATEST_STEP
 
 
 async def test_a_version_3_cache_is_migrated_and_keeps_its_messages(home: Path) -> None:
     async with await Inbox.open(home) as inbox:
         kept = await inbox.add("acct", "INBOX", 1, 1, parse_message(mail("a@x.test", "me@x.test", "Kept", "a")))
+    add_vault_tables(home)
     conn = sqlite3.connect(home / "vault.db")
     conn.executescript(UNDO_TO_SCHEMA_7)
     conn.execute("DROP INDEX messages_by_message_id")  # v7
@@ -184,19 +188,22 @@ async def test_a_version_3_cache_is_migrated_and_keeps_its_messages(home: Path) 
         assert [m.id for m in await inbox.read(MessageQuery())] == [kept]
         await inbox.mark([kept], seen=True)
         assert await inbox.pending_seen("acct", "INBOX") == [(kept, 1, 1, True)]
-    assert db_rows(home, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert db_rows(home, "PRAGMA user_version") == [(RECORDED,)]
+    assert schema_steps(home)["inbox"] == LATEST_STEP["inbox"]
 
 
 async def test_a_version_9_cache_gets_the_record_of_issued_addresses(home: Path) -> None:
     async with await Inbox.open(home) as inbox:
         kept = await inbox.add("acct", "INBOX", 1, 1, parse_message(mail("a@x.test", "me@x.test", "Kept", "a")))
+    add_vault_tables(home)
     conn = sqlite3.connect(home / "vault.db")
     conn.executescript("DROP TABLE issued_addresses; DROP TABLE totp_steps; PRAGMA user_version = 9;")
     conn.close()
     async with await Inbox.open(home, clock=lambda: 1000.0) as inbox:
         assert [m.id for m in await inbox.read(MessageQuery())] == [kept]
         assert await inbox.issue_address("agent+a@x.test", "acct") == 1000.0
-    assert db_rows(home, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert db_rows(home, "PRAGMA user_version") == [(RECORDED,)]
+    assert schema_steps(home)["inbox"] == LATEST_STEP["inbox"]
 
 
 async def test_an_issued_address_keeps_its_first_issue_time_until_it_is_purged(home: Path) -> None:
@@ -214,8 +221,8 @@ async def test_an_issued_address_keeps_its_first_issue_time_until_it_is_purged(h
 
 
 def test_migration_statements_keep_trigger_bodies_whole() -> None:
-    statements = _statements(MIGRATIONS[1])
-    triggers = [s for s in statements if s.startswith("CREATE TRIGGER")]
+    found = statements(INBOX_MIGRATIONS.steps[0].sql)
+    triggers = [s for s in found if s.startswith("CREATE TRIGGER")]
     assert len(triggers) == 2 and all(t.rstrip().endswith("END;") for t in triggers)
 
 
@@ -279,6 +286,7 @@ async def test_a_version_6_cache_gets_the_id_ordered_indexes_and_keeps_its_messa
     async with await Inbox.open(home) as inbox:
         await inbox.add("acct", "INBOX", 1, 1, parse_message(mail("a@x.test", "me@x.test", "kept", "still here")))
     # Take the file back to schema 6: the indexes as they were, without the Message-ID one.
+    add_vault_tables(home)
     conn = sqlite3.connect(home / "vault.db")
     conn.executescript(UNDO_TO_SCHEMA_7)
     conn.executescript("""
@@ -293,7 +301,8 @@ async def test_a_version_6_cache_gets_the_id_ordered_indexes_and_keeps_its_messa
     conn.close()
     async with await Inbox.open(home) as inbox:
         assert [m.subject for m in await inbox.read(MessageQuery(text="still"))] == ["kept"]
-    assert db_rows(home, "PRAGMA user_version") == [(SCHEMA_VERSION,)] and SCHEMA_VERSION >= 7
+    assert db_rows(home, "PRAGMA user_version") == [(RECORDED,)]
+    assert schema_steps(home)["inbox"] == LATEST_STEP["inbox"]
     indexes = dict(db_rows(home, "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages' "
                                  "AND sql IS NOT NULL"))
     assert "(account, mailbox, message_id)" in str(indexes["messages_by_message_id"])

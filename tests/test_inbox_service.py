@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp.db.store import MessageQuery
+from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.errors import ConfigError
 from mailgent_mcp.inbox.accounts import (
     load_accounts,

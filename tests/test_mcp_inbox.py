@@ -19,7 +19,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from mailgent_mcp.config import Settings
-from mailgent_mcp.db.store import MessageQuery
+from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.inbox.accounts import password_entry, save_account
 from mailgent_mcp.inbox.cache import Inbox
 from mailgent_mcp.inbox.imap import ImapAccount

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from mcp import Client, StdioServerParameters
 
-from mailgent_mcp.db.store import MessageQuery
+from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.errors import ConfigError
 from mailgent_mcp.inbox.accounts import (
     account_from_table,

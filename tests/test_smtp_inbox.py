@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp.db.store import MessageQuery
+from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.errors import ConfigError
 from mailgent_mcp.inbox.cache import LOCAL_ACCOUNT, Inbox
 from mailgent_mcp.inbox.smtp import Listen, SmtpInbox, parse_listen

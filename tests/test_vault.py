@@ -201,9 +201,12 @@ async def test_existing_loose_folder_is_tightened(tmp_path: Path) -> None:
 
 
 async def test_schema_version_is_recorded(vault: Vault, home: Path) -> None:
-    from mailgent_mcp.db.store import SCHEMA_VERSION
+    from mailgent_mcp.db.migrations import RECORDED
 
-    assert db_rows(home, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    from .conftest import LATEST_STEP, schema_steps
+
+    assert db_rows(home, "PRAGMA user_version") == [(RECORDED,)]
+    assert schema_steps(home) == {"vault": LATEST_STEP["vault"]}  # the inbox's tables come with the inbox
     assert db_rows(home, "PRAGMA journal_mode") == [("wal",)]
 
 

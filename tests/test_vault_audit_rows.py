@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-from mailgent_mcp.db.store import BUSY_TIMEOUT_S
+from mailgent_mcp.db.sqlite import BUSY_TIMEOUT_S
 
 from .conftest import SEED_RFC, clean_env, db_rows, error_text, ok, run_cli
 from .helpers.processes import Spawn, spawn  # noqa: F401 - spawn: a fixture

@@ -266,7 +266,7 @@ def _since(text: str | None) -> float | None:
 
 
 async def cmd_read(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
-    from mailgent_mcp.db.store import MessageQuery
+    from mailgent_mcp.inbox.store import MessageQuery
     from mailgent_mcp.inbox.cache import Inbox, mail_can_arrive
     from mailgent_mcp.inbox.untrusted import MAX_ADDRESS, neutralise, new_answer_id
     from mailgent_mcp.vault.entries import Vault

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mailgent_mcp.config import VAULT_DB, config_table, ensure_home, mail_configured
-from mailgent_mcp.db.store import Database, MessageQuery, Store
+from mailgent_mcp.db.sqlite import Database
+from mailgent_mcp.inbox.store import InboxStore, MessageQuery
 from mailgent_mcp.errors import ConfigError, InvalidInput
 from mailgent_mcp.inbox.parse import ParsedMessage
 
@@ -128,7 +129,7 @@ class AccountStatus:
 class Inbox:
     """The cache in one data folder. Open with `await Inbox.open(home)`; close when done."""
 
-    def __init__(self, db: Database, clock: Callable[[], float]) -> None:
+    def __init__(self, db: Database[InboxStore], clock: Callable[[], float]) -> None:
         self._db = db
         self._clock = clock
         self._arrived = asyncio.Condition()
@@ -136,7 +137,7 @@ class Inbox:
     @classmethod
     async def open(cls, home: Path, *, clock: Callable[[], float] = time.time) -> Inbox:
         """Open the cache in the data folder home (sharing vault.db with the vault)."""
-        return cls(await Database.open(ensure_home(home) / VAULT_DB), clock)
+        return cls(await Database.open(ensure_home(home) / VAULT_DB, InboxStore), clock)
 
     async def close(self) -> None:
         """Close the database."""
@@ -171,7 +172,7 @@ class Inbox:
         rows = [(_row(account, mailbox, uidvalidity, uid, parsed, now, seen), [*parsed.to, *parsed.cc],
                  parsed.message_id, uid) for uid, parsed, seen in messages]
 
-        def unit(store: Store) -> list[int]:
+        def unit(store: InboxStore) -> list[int]:
             added = []
             with store.transaction(durable=False):
                 for row, addrs, message_id, uid in rows:
@@ -194,7 +195,7 @@ class Inbox:
         addrs = [*parsed.to, *parsed.cc, *(r.lower() for r in recipients)]
         now = self._clock()
 
-        def unit(store: Store) -> int:
+        def unit(store: InboxStore) -> int:
             with store.transaction(durable=False):
                 uid = store.next_uid(LOCAL_ACCOUNT, LOCAL_MAILBOX, LOCAL_UIDVALIDITY)
                 row = _row(LOCAL_ACCOUNT, LOCAL_MAILBOX, LOCAL_UIDVALIDITY, uid, parsed, now, False)
@@ -208,13 +209,13 @@ class Inbox:
 
     async def mailbox_state(self, account: str, mailbox: str) -> tuple[int, int] | None:
         """(UIDVALIDITY, last UID) synced for a mailbox, or None before its first sync."""
-        return await self._db.run(Store.mailbox_state, account, mailbox)
+        return await self._db.run(InboxStore.mailbox_state, account, mailbox)
 
     async def set_mailbox_state(self, account: str, mailbox: str, uidvalidity: int, last_uid: int) -> None:
         """Record sync progress (after the messages up to last_uid are cached)."""
         now = self._clock()
 
-        def unit(store: Store) -> None:
+        def unit(store: InboxStore) -> None:
             with store.transaction(durable=False):
                 store.set_mailbox_state(account, mailbox, uidvalidity, last_uid, now)
 
@@ -222,7 +223,7 @@ class Inbox:
 
     async def drop_other_uidvalidities(self, account: str, mailbox: str, uidvalidity: int) -> int:
         """Delete a mailbox's messages cached under any other UIDVALIDITY; the number deleted."""
-        def unit(store: Store) -> int:
+        def unit(store: InboxStore) -> int:
             with store.transaction(durable=False):
                 return store.delete_other_uidvalidities(account, mailbox, uidvalidity)
 
@@ -240,7 +241,7 @@ class Inbox:
         by SQLite's data_version, which moves whenever another connection commits.
         """
         deadline = time.monotonic() + timeout
-        version = await self._db.read(Store.data_version)
+        version = await self._db.read(InboxStore.data_version)
         while (left := deadline - time.monotonic()) > 0:
             async with self._arrived:
                 try:
@@ -248,7 +249,7 @@ class Inbox:
                     return True
                 except TimeoutError:
                     pass
-            if await self._db.read(Store.data_version) != version:
+            if await self._db.read(InboxStore.data_version) != version:
                 return True
         return False
 
@@ -271,17 +272,17 @@ class Inbox:
 
     async def synced_at(self) -> dict[str, float]:
         """Per account, the time of its last completed mailbox sync."""
-        return await self._db.read(Store.synced_at)
+        return await self._db.read(InboxStore.synced_at)
 
     async def pollers(self) -> list[dict[str, object]]:
         """Each account's poller lease and status, as recorded by whichever process polls it."""
-        return await self._db.read(Store.poller_rows)
+        return await self._db.read(InboxStore.poller_rows)
 
     async def claim_poller(self, account: str, holder: str, ttl: float) -> bool:
         """Take or renew an account's poller lease."""
         now = self._clock()
 
-        def unit(store: Store) -> bool:
+        def unit(store: InboxStore) -> bool:
             with store.transaction(durable=False):
                 return store.claim_poller(account, holder, now, ttl)
 
@@ -291,7 +292,7 @@ class Inbox:
         """Heartbeat: renew the lease with the current status; False when it was lost."""
         now = self._clock()
 
-        def unit(store: Store) -> bool:
+        def unit(store: InboxStore) -> bool:
             with store.transaction(durable=False):
                 return store.report_poller(account, holder, now, ttl, status)
 
@@ -299,7 +300,7 @@ class Inbox:
 
     async def release_poller(self, account: str, holder: str) -> None:
         """Give up an account's lease."""
-        def unit(store: Store) -> None:
+        def unit(store: InboxStore) -> None:
             with store.transaction(durable=False):
                 store.release_poller(account, holder)
 
@@ -309,7 +310,7 @@ class Inbox:
         """Cached messages matching query, newest first (at most 100)."""
         if not 1 <= query.limit <= MAX_LIMIT:
             raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT}.")
-        rows = await self._db.read(Store.query_messages, query)
+        rows = await self._db.read(InboxStore.query_messages, query)
         return [CachedMessage.from_row(r) for r in rows]
 
     async def mark(self, ids: Sequence[int], *, seen: bool | None = None, label: str | None = None,
@@ -322,7 +323,7 @@ class Inbox:
         if label is not None and (not label or len(label) > MAX_LABEL_CHARS or not label.isprintable()):
             raise InvalidInput(f"A label is 1-{MAX_LABEL_CHARS} printable characters.")
 
-        def unit(store: Store) -> None:
+        def unit(store: InboxStore) -> None:
             with store.transaction(durable=False):
                 if seen is not None:
                     store.set_seen(ids, seen, LOCAL_ACCOUNT)
@@ -333,15 +334,15 @@ class Inbox:
 
     async def pending_seen(self, account: str, mailbox: str) -> list[tuple[int, int, int, bool]]:
         """Read-state changes of a mailbox waiting for the server: (id, uidvalidity, uid, seen)."""
-        return await self._db.read(Store.pending_seen, account, mailbox)
+        return await self._db.read(InboxStore.pending_seen, account, mailbox)
 
     async def has_pending_seen(self, account: str, mailboxes: Sequence[str]) -> bool:
         """Whether the poller of an account has read state to store on the server."""
-        return await self._db.read(Store.has_pending_seen, account, mailboxes)
+        return await self._db.read(InboxStore.has_pending_seen, account, mailboxes)
 
     async def clear_pending_seen(self, done: Sequence[tuple[int, bool]]) -> None:
         """Forget queued (id, seen) changes the server has taken."""
-        def unit(store: Store) -> None:
+        def unit(store: InboxStore) -> None:
             with store.transaction(durable=False):
                 store.clear_pending_seen(done)
 
@@ -352,7 +353,7 @@ class Inbox:
         if not flags:
             return 0
 
-        def unit(store: Store) -> int:
+        def unit(store: InboxStore) -> int:
             with store.transaction(durable=False):
                 return store.apply_server_seen(account, mailbox, uidvalidity, flags)
 
@@ -363,17 +364,17 @@ class Inbox:
 
     async def first_uid(self, account: str, mailbox: str, uidvalidity: int) -> int | None:
         """The lowest uid cached for a mailbox under a UIDVALIDITY."""
-        return await self._db.read(Store.first_uid, account, mailbox, uidvalidity)
+        return await self._db.read(InboxStore.first_uid, account, mailbox, uidvalidity)
 
     async def existing(self, ids: Sequence[int]) -> set[int]:
         """Which of these message ids are cached."""
-        return await self._db.read(Store.existing, ids)
+        return await self._db.read(InboxStore.existing, ids)
 
     async def issue_address(self, address: str, account: str) -> float:
         """Record that inbox_address issued an address (the first issue stands); when it was issued."""
         now = self._clock()
 
-        def unit(store: Store) -> float:
+        def unit(store: InboxStore) -> float:
             with store.transaction(durable=False):
                 return store.issue_address(address, account, now)
 
@@ -381,7 +382,7 @@ class Inbox:
 
     async def issued_at(self, address: str) -> float | None:
         """When inbox_address issued an address, or None when it did not (or the record was purged)."""
-        return await self._db.read(Store.issued_at, address)
+        return await self._db.read(InboxStore.issued_at, address)
 
     async def smtp_elsewhere(self) -> str | None:
         """HOST:PORT of an SMTP inbox whose lease a live server process of this folder holds, if any."""
@@ -394,13 +395,13 @@ class Inbox:
 
     async def handed_out(self, ids: Sequence[int]) -> set[tuple[int, str]]:
         """(message, item) pairs already handed out by inbox_wait, among ids."""
-        return await self._db.read(Store.handed_out, ids)
+        return await self._db.read(InboxStore.handed_out, ids)
 
     async def hand_out(self, message: int, items: Sequence[str]) -> None:
         """Record that items (codes, links) of a message were handed out."""
         now = self._clock()
 
-        def unit(store: Store) -> None:
+        def unit(store: InboxStore) -> None:
             with store.transaction(durable=False):
                 store.hand_out(message, items, now)
 
@@ -423,14 +424,14 @@ class Inbox:
 
         trust = {name: tuple(ids) for name, ids in (trusted or {}).items() if name != LOCAL_ACCOUNT}
         if everything:
-            def mark(store: Store) -> int:
+            def mark(store: InboxStore) -> int:
                 with store.transaction(durable=False):
                     return store.mark_extractions_stale(account)
 
             await self._db.run(mark)
-        total = await self._db.run(Store.count_stale_extractions, EXTRACTOR_VERSION)
+        total = await self._db.run(InboxStore.count_stale_extractions, EXTRACTOR_VERSION)
         done, after = 0, 0
-        while rows := await self._db.run(Store.stale_extractions, EXTRACTOR_VERSION, after, batch):
+        while rows := await self._db.run(InboxStore.stale_extractions, EXTRACTOR_VERSION, after, batch):
             inps = [ExtractInput(str(row["subject"]), str(row["text_body"]), str(row["html_body"]),
                                  _opt(row["from_addr"]), tuple(json.loads(str(row["auth_results"]))),
                                  trust.get(str(row["account"]), ()), _dkim_results(row["dkim_local"]))
@@ -442,7 +443,7 @@ class Inbox:
                  EXTRACTOR_VERSION)
                 for row, extraction in zip(rows, await parser.extract_many(inps), strict=True)]
 
-            def write(store: Store, results: list[tuple[int, str | None, int]] = results) -> None:
+            def write(store: InboxStore, results: list[tuple[int, str | None, int]] = results) -> None:
                 with store.transaction(durable=False):
                     store.set_extractions(results)
 
@@ -459,7 +460,7 @@ class Inbox:
         from mailgent_mcp.inbox.extract import authserv_id_of
 
         counts: dict[str | None, int] = {}
-        for value in await self._db.read(Store.auth_results_of, account, limit):
+        for value in await self._db.read(InboxStore.auth_results_of, account, limit):
             headers = json.loads(value)
             found = authserv_id_of(headers[0]) if headers else None
             counts[found] = counts.get(found, 0) + 1
@@ -471,7 +472,7 @@ class Inbox:
             raise InvalidInput("The age to purge must be zero or more.")
         before = self._clock() - older_than
 
-        def unit(store: Store) -> int:
+        def unit(store: InboxStore) -> int:
             with store.transaction(durable=True):
                 return store.purge_messages(before)
 

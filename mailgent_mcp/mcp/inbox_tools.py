@@ -30,7 +30,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from mailgent_mcp.config import Settings
-from mailgent_mcp.db.store import MessageQuery
+from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.errors import ConfigError, InvalidInput, MailgentError, NoMailSource
 from mailgent_mcp.inbox.untrusted import (
     MAX_ADDRESS,

@@ -21,7 +21,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from mailgent_mcp.db.store import AuditRow, AuditTip, EntryRow, Store
+from mailgent_mcp.vault.store import AuditRow, AuditTip, EntryRow, VaultStore
 from mailgent_mcp.errors import AuditChainBroken, InvalidInput
 from mailgent_mcp.times import iso
 from mailgent_mcp.vault import crypto
@@ -59,7 +59,7 @@ def _broken(what: str) -> AuditChainBroken:
 
 
 class AuditChain:
-    """Appends and verifies audit rows; call its methods inside the Store's thread."""
+    """Appends and verifies audit rows; call its methods inside the VaultStore's thread."""
 
     def __init__(self, key: bytes, clock: Callable[[], float]) -> None:
         self._key = key
@@ -100,7 +100,7 @@ class AuditChain:
 
     # -- appending ------------------------------------------------------------------------
 
-    def check_tip(self, store: Store, tip: AuditTip | None = None) -> AuditTip:
+    def check_tip(self, store: VaultStore, tip: AuditTip | None = None) -> AuditTip:
         """Raise AuditChainBroken unless the head names the newest row and that row's mac is sound."""
         tip = tip if tip is not None else store.audit_tip()
         if tip == self._checked:
@@ -123,7 +123,7 @@ class AuditChain:
             return f"row {last.seq} was altered"
         return None
 
-    def append_many(self, store: Store, rows: Sequence[Record], *, first: bool = False) -> int:
+    def append_many(self, store: VaultStore, rows: Sequence[Record], *, first: bool = False) -> int:
         """Append rows in order after checking the chain's tip; inside a write transaction. The last seq written.
 
         first=True: the vault's first row, on an empty log.
@@ -146,7 +146,7 @@ class AuditChain:
         self._checked = None
         return seq
 
-    def acknowledge(self, store: Store, actor: str) -> str:
+    def acknowledge(self, store: VaultStore, actor: str) -> str:
         """Record a break of the chain's tip as a row of its own, so that the log goes on from it; the break found.
 
         The break stays in the log for `audit verify` to report. A chain whose tip is sound has
@@ -167,13 +167,13 @@ class AuditChain:
 
     # -- reading --------------------------------------------------------------------------
 
-    def tail(self, store: Store, limit: int) -> list[AuditRecord]:
+    def tail(self, store: VaultStore, limit: int) -> list[AuditRecord]:
         """The newest rows, oldest first."""
         rows = store.audit_rows(limit=max(1, min(limit, 10_000)), newest=True)
         return [AuditRecord(seq=r.seq, at=iso(r.at), op=r.op, entry=r.entry, actor=r.actor, outcome=r.outcome)
                 for r in rows]
 
-    def verify(self, store: Store) -> AuditReport:
+    def verify(self, store: VaultStore) -> AuditReport:
         """Walk the whole chain and the head, then compare every entry with its newest recorded state."""
         prev, count = GENESIS, 0
         last: AuditRow | None = None

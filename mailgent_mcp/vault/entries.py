@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from mailgent_mcp.config import MASTER_KEY_FILE, VAULT_DB, default_home, ensure_home
-from mailgent_mcp.db.store import Database, EntryRow, KeyringRow, Store
+from mailgent_mcp.db.sqlite import Database
+from mailgent_mcp.vault.store import EntryRow, KeyringRow, VaultStore
 from mailgent_mcp.errors import (
     AuditChainBroken,
     EntryExists,
@@ -140,7 +141,7 @@ class Vault:
 
     def __init__(
         self,
-        db: Database,
+        db: Database[VaultStore],
         home: Path,
         dek: bytes,
         keyring: KeyringRow,
@@ -200,7 +201,7 @@ class Vault:
         env = os.environ if environ is None else environ
         home = ensure_home(home if home is not None else default_home(env))
         choice = key_choice(env)
-        db = await Database.open(home / VAULT_DB)
+        db = await Database.open(home / VAULT_DB, VaultStore)
         try:
             dek, keyring = await db.run(unlock_or_create, home, choice, clock, actor)
             vault = cls(db, home, dek, keyring, actor=actor, clock=clock, sleep=sleep)
@@ -210,7 +211,7 @@ class Vault:
             raise
         return vault
 
-    def _recover(self, store: Store) -> None:
+    def _recover(self, store: VaultStore) -> None:
         """Write the rows of ended processes' journals; record every entry's state once in a vault made before states.
 
         A broken chain takes neither (they wait for `audit acknowledge`), nor does a vault.db
@@ -267,7 +268,7 @@ class Vault:
     # -- running operations -----------------------------------------------------------
 
     async def _audited(self, op: str, entry: str | None, actor: str | None,
-                       body: Callable[[Store], tuple[T, bytes | None]]) -> T:
+                       body: Callable[[VaultStore], tuple[T, bytes | None]]) -> T:
         """A change: body, its audit row (with the state body returns) and the reads queued before it commit together.
 
         One transaction, synced to disk, so a change waits for vault.db's write lock once. A
@@ -275,7 +276,7 @@ class Vault:
         """
         who = actor or self.actor
 
-        def unit(store: Store, earlier: list[Record]) -> T:
+        def unit(store: VaultStore, earlier: list[Record]) -> T:
             with store.transaction(durable=True):
                 self._chain.append_many(store, earlier)  # reads queued before this change keep their place
                 result, state = body(store)
@@ -295,13 +296,13 @@ class Vault:
         return result
 
     async def _read(self, op: str, entry: str | None, actor: str | None,
-                    body: Callable[[Store, int | None], T]) -> T:
+                    body: Callable[[VaultStore, int | None], T]) -> T:
         """A read: body(store, version) runs on the read connection after the chain's tip is checked.
 
         version: the read connection's data_version (None on the database thread's connection,
         where a busy read falls back), for _entry's cache. The read's audit row is queued.
         """
-        def checked(store: Store) -> T:
+        def checked(store: VaultStore) -> T:
             version = store.data_version() if store.reader else None
             if version is None or version != self._tip_sound_at:
                 self._chain.check_tip(store)
@@ -350,7 +351,7 @@ class Vault:
         self._unwritten = [r for r in self._unwritten if id(r) not in done]
         self._journal.reset(self._unwritten)
 
-    def _append_rows(self, store: Store, rows: list[Record], patient: bool) -> None:
+    def _append_rows(self, store: VaultStore, rows: list[Record], patient: bool) -> None:
         with store.transaction(durable=False, patient=patient):
             self._chain.append_many(store, rows)
 
@@ -437,7 +438,7 @@ class Vault:
 
     async def audit_acknowledge(self, actor: str | None = None) -> str:
         """Record a break of the chain's tip in the log itself, so that the vault goes on; the break found."""
-        def unit(store: Store) -> str:
+        def unit(store: VaultStore) -> str:
             with store.transaction(durable=True):
                 return self._chain.acknowledge(store, actor or self.actor)
 
@@ -458,7 +459,7 @@ class Vault:
         except crypto.OpenFailed:
             raise VaultCorrupt(
                 f"The stored field {field!r} of entry {name!r} failed its integrity check: it was altered, moved "
-                "from another entry or rolled back to an older value. Store the value again with vault_put, or "
+                "from another entry or rolled back to an older value. VaultStore the value again with vault_put, or "
                 "restore vault.db from a backup."
             ) from None
 
@@ -478,7 +479,7 @@ class Vault:
         record = {"seed": seed.seed.hex(), "params": seed.params.to_dict()}
         return self._seal(name, SECRET_FIELD, json.dumps(record, sort_keys=True), version)
 
-    def _entry(self, store: Store, name: str, version: int | None) -> EntryRow | None:
+    def _entry(self, store: VaultStore, name: str, version: int | None) -> EntryRow | None:
         """An entry checked against its recorded state; or None. Reused while no connection has committed since.
 
         SQLite's data_version of the read connection moves whenever any other connection
@@ -590,7 +591,7 @@ class Vault:
         if seed is not None:
             sealed[SECRET_FIELD] = self._seal_seed(clean_name, seed, version)
 
-        def body(store: Store) -> tuple[StoredEntry, bytes]:
+        def body(store: VaultStore) -> tuple[StoredEntry, bytes]:
             now = self._clock()
             row = store.get_entry(clean_name)
             if row is not None and if_absent:
@@ -625,7 +626,7 @@ class Vault:
         """An entry with its field values; for a TOTP seed, only its parameters."""
         clean_name = await self._checked_name("get", name, actor)
 
-        def body(store: Store, version: int | None) -> EntryView:
+        def body(store: VaultStore, version: int | None) -> EntryView:
             row = self._entry(store, clean_name, version)
             if row is None:
                 raise EntryNotFound(clean_name)
@@ -643,7 +644,7 @@ class Vault:
                 f"The prefix must be a string of at most {MAX_NAME_CHARS} characters."))
         prefix = unicodedata.normalize("NFC", prefix)
 
-        def body(store: Store, version: int | None) -> list[EntrySummary]:
+        def body(store: VaultStore, version: int | None) -> list[EntrySummary]:
             rows = store.list_entries(prefix, SECRET_FIELD)
             return [EntrySummary(name=n, type=EntryType(t), has_totp=h, updated_at=iso(u)) for n, t, h, u in rows]
 
@@ -653,7 +654,7 @@ class Vault:
         """Remove an entry and all its fields; EntryNotFound when there is none."""
         clean_name = await self._checked_name("delete", name, actor)
 
-        def body(store: Store) -> tuple[bool, bytes]:
+        def body(store: VaultStore) -> tuple[bool, bytes]:
             row = store.get_entry(clean_name, only=SECRET_FIELD)
             if row is None:
                 raise EntryNotFound(clean_name)
@@ -672,7 +673,7 @@ class Vault:
         """
         clean_name = await self._checked_name("backup_code", name, actor)
 
-        def body(store: Store) -> tuple[BackupCode, bytes]:
+        def body(store: VaultStore) -> tuple[BackupCode, bytes]:
             row = store.get_entry(clean_name)
             if row is None:
                 raise EntryNotFound(clean_name)
@@ -699,7 +700,7 @@ class Vault:
         """An entry's recovery codes, (unused, used), for a person to see (the CLI); NoBackupCodes when none."""
         clean_name = await self._checked_name("backup_list", name, actor)
 
-        def body(store: Store, version: int | None) -> tuple[Codes, Codes]:
+        def body(store: VaultStore, version: int | None) -> tuple[Codes, Codes]:
             row = self._entry(store, clean_name, version)
             if row is None:
                 raise EntryNotFound(clean_name)
@@ -778,7 +779,7 @@ class Vault:
             algorithm=code.algorithm, expires_at=iso(code.expires_at), waited=round(max(now - start, 0.0), 3),
         )
 
-    def _claim(self, store: Store, name: str, moment: float, check: Callable[[EntryRow | None], otp.OtpSeed],
+    def _claim(self, store: VaultStore, name: str, moment: float, check: Callable[[EntryRow | None], otp.OtpSeed],
                least_of: Callable[[otp.OtpSeed], int]) -> tuple[otp.OtpCode, bool, int]:
         """The entry's code at `moment`, recorded as handed out unless it was already (Database.short_write).
 
@@ -861,7 +862,7 @@ class Vault:
         if to == "keyfile":
             crypto.write_key_file(pending, kek)
 
-        def body(store: Store) -> tuple[None, None]:
+        def body(store: VaultStore) -> tuple[None, None]:
             old = store.get_keyring()
             if old is None or old != self._keyring:
                 raise MailgentError(
@@ -896,7 +897,7 @@ class Vault:
 
     async def integrity_check(self) -> str:
         """SQLite's integrity verdict for vault.db."""
-        return await self._db.run(Store.integrity_check)
+        return await self._db.run(VaultStore.integrity_check)
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from mailgent_mcp.config import ENV_MASTER_KEY, ENV_PASSPHRASE, MASTER_KEY_FILE
-from mailgent_mcp.db.store import KeyringRow, Store
+from mailgent_mcp.vault.store import KeyringRow, VaultStore
 from mailgent_mcp.errors import ConfigError, InvalidInput, VaultCorrupt, VaultLocked
 from mailgent_mcp.filelock import exclusive
 from mailgent_mcp.vault import crypto
@@ -84,7 +84,7 @@ def pending_key_files(home: Path) -> list[Path]:
     return sorted(p for p in home.glob(PENDING_PREFIX + "*") if p.is_file())
 
 
-def unlock_or_create(store: Store, home: Path, choice: KeyChoice, clock: Callable[[], float],
+def unlock_or_create(store: VaultStore, home: Path, choice: KeyChoice, clock: Callable[[], float],
                      actor: str) -> tuple[bytes, KeyringRow]:
     """The data key and the keyring row it came from: unwrapped, or created for a new vault.
 

@@ -1,0 +1,327 @@
+"""SQLite: the file, its connections, the writer thread and transactions.
+
+One `vault.db` per data folder, in WAL mode with a busy timeout, so several server
+processes (Claude Desktop, Cursor and Claude Code each start one) share it safely.
+Every write runs in `BEGIN IMMEDIATE`: the write lock is taken up front, so a
+transaction never has to upgrade a read lock and fail with SQLITE_BUSY half-way.
+
+A `Connection` is synchronous. `Database` runs whole units of work (a function taking the
+connection, usually one transaction) on one dedicated thread, so the event loop never
+waits on the disk or on another process's lock, and an operation costs one thread
+hand-off instead of one per statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+from mailgent_mcp.db import migrations
+from mailgent_mcp.db.migrations import MigrationSet
+from mailgent_mcp.errors import ConfigError, MailgentError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_S = 15.0
+IMPATIENT_TIMEOUT_S = 0.5
+
+
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
+class StoreBusy(MailgentError):
+    """Another process held vault.db's write lock for longer than this connection waits."""
+
+
+def busy_error() -> MailgentError:
+    return StoreBusy(f"vault.db stayed locked by another process for {BUSY_TIMEOUT_S:.0f} s; try again.")
+
+
+class Connection:
+    """A synchronous connection to vault.db; use it from one thread (Database's worker).
+
+    A domain's store subclasses it with its SQL and names its migration sets in MIGRATIONS;
+    opening one creates the file if needed and applies the sets' pending steps.
+    """
+
+    MIGRATIONS: ClassVar[Sequence[MigrationSet]] = ()
+
+    def __init__(self, path: Path, *, reader: bool = False) -> None:
+        self.path = path
+        self.reader = reader
+        _create_database(path, self.MIGRATIONS)
+        try:
+            self._conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S,
+                                         check_same_thread=False)
+        except sqlite3.Error:
+            raise ConfigError(f"Cannot open {str(path)!r} as a SQLite database.") from None
+        self._durable = True
+        try:
+            self._configure()
+            self._migrate()
+            if reader:
+                # The loop thread's connection: it must never wait on a lock (a busy read falls
+                # back to the database thread) and writes only in short_write's transactions.
+                self._conn.execute("PRAGMA busy_timeout = 0")
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+                self._durable = False
+                self._conn.execute("PRAGMA query_only = ON")
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def _configure(self) -> None:
+        self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        mode = self._switch_to_wal()
+        if mode != "wal":
+            log.warning("could not switch %s to WAL mode (it is in %s mode)", self.path, mode)
+        self._conn.execute("PRAGMA synchronous = FULL")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+
+    def _switch_to_wal(self) -> str:
+        # Switching a new database to WAL needs an exclusive lock, and SQLite answers BUSY at
+        # once instead of waiting when another process holds the write lock: retry until the
+        # busy timeout, as every other statement waits.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay = 0.005
+        while True:
+            try:
+                row = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                return str(row[0]).lower() if row else "unknown"
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise self._not_a_vault() from None
+                if time.monotonic() >= deadline:
+                    raise busy_error() from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+            except sqlite3.DatabaseError:
+                raise self._not_a_vault() from None
+
+    def _not_a_vault(self) -> ConfigError:
+        return ConfigError(
+            f"{str(self.path)!r} is not a mailgent-mcp database (or it is damaged); "
+            "move it aside and let a new one be created, or set MAILGENT_HOME to another folder."
+        )
+
+    def _migrate(self) -> None:
+        try:
+            if migrations.up_to_date(self._conn, self.MIGRATIONS):
+                return
+            with self.transaction():
+                # Under the write lock: another process may have migrated meanwhile.
+                for done in migrations.apply(self._conn, self.MIGRATIONS):
+                    log.info("migrated %s: %s", self.path, done)
+        except sqlite3.DatabaseError:
+            raise self._not_a_vault() from None
+
+    @contextmanager
+    def transaction(self, *, durable: bool = True, patient: bool = True) -> Iterator[Self]:
+        """A write transaction (BEGIN IMMEDIATE): all of it commits, or none of it.
+
+        durable=True (changes to entries and keys) syncs to disk at commit
+        (synchronous=FULL); durable=False (an audit row for a read) lets WAL batch the
+        sync (synchronous=NORMAL): a crash loses no data, a power cut at worst the newest
+        read records, which the next durable commit would have synced. patient=False waits
+        IMPATIENT_TIMEOUT_S for another process's write lock instead of BUSY_TIMEOUT_S: for
+        work that is retried later anyway, so that it does not hold the database thread
+        (and a change queued behind it) for the whole busy timeout.
+        """
+        if self.reader:
+            if durable:
+                raise ValueError("the loop thread's connection makes no durable writes")
+            # Its busy_timeout is 0: a write lock held elsewhere is StoreBusy at once.
+            self._conn.execute("PRAGMA query_only = OFF")
+            try:
+                yield from self._immediate(patient=True)
+            finally:
+                self._conn.execute("PRAGMA query_only = ON")
+            return
+        if durable != self._durable:
+            self._conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
+        yield from self._immediate(patient=patient)
+
+    def _immediate(self, *, patient: bool) -> Iterator[Self]:
+        """BEGIN IMMEDIATE, the caller's block, then COMMIT (or ROLLBACK on an exception)."""
+        if not patient:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(IMPATIENT_TIMEOUT_S * 1000)}")
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise (busy_error() if is_busy(exc) else _write_error()) from None
+        finally:
+            if not patient:
+                self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        try:
+            yield self
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise (busy_error() if is_busy(exc) else _write_error()) from None
+
+    def total_changes(self) -> int:
+        """Rows this connection has changed since it opened: moves with each of its own writes."""
+        return int(self._conn.total_changes)
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits to the file (PRAGMA data_version)."""
+        return int(self._conn.execute("PRAGMA data_version").fetchall()[0][0])
+
+    def integrity_check(self) -> str:
+        """SQLite's own PRAGMA integrity_check verdict ("ok" when sound)."""
+        row = self._conn.execute("PRAGMA integrity_check").fetchone()
+        return str(row[0]) if row else "no answer"
+
+
+S = TypeVar("S", bound=Connection)
+
+
+class Database(Generic[S]):
+    """vault.db behind one worker thread, plus a read-only connection for the event loop.
+
+    `await db.run(fn, ...)` calls fn(store, ...) on the worker thread: every write, and any
+    unit that may wait on another process's lock. `await db.read(fn, ...)` calls
+    fn(reader, ...) on the loop thread itself: a WAL read takes microseconds and waits on
+    no writer; in the rare case SQLite reports it busy, it is retried on the worker thread.
+    """
+
+    def __init__(self, store: S, reader: S, executor: ThreadPoolExecutor) -> None:
+        self.store = store
+        self._reader = reader
+        self._executor = executor
+
+    @classmethod
+    async def open(cls, path: Path, kind: type[S]) -> Database[S]:
+        """Open vault.db at path as a store of that kind (creating it, and migrating its domain, if needed)."""
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailgent-db")
+        loop = asyncio.get_running_loop()
+        try:
+            store = await loop.run_in_executor(executor, kind, path)
+            reader = await loop.run_in_executor(executor, functools.partial(kind, path, reader=True))
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(store, reader, executor)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn(store, *args) on the database thread and return its result."""
+        call = functools.partial(fn, self.store, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run the read-only fn(reader, *args) here, or on the database thread if SQLite is busy."""
+        try:
+            return fn(self._reader, *args)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+        return await self.run(fn, *args)
+
+    async def short_write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn(store, *args), a write of a row or two, here when vault.db's write lock is free, else on
+        the database thread (which waits for it).
+
+        Here, on the loop thread's connection, costs no thread hand-off, and the connection's
+        own commits leave its data_version (and the reads cached by it) as they were.
+        """
+        try:
+            return fn(self._reader, *args)
+        except StoreBusy:
+            return await self.run(fn, *args)
+
+    async def close(self) -> None:
+        """Close both connections and stop the thread."""
+        try:
+            self._reader.close()
+            await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)
+        finally:
+            self._executor.shutdown(wait=True)
+
+
+def _create_database(path: Path, sets: Sequence[MigrationSet]) -> None:
+    """Create vault.db, with the schema of sets, with mode 0600, unless it exists; refuse an existing empty one.
+
+    A new database is built in a temporary file and linked into place only once complete, so
+    vault.db is never seen empty: an empty one was truncated, and taking it for a new vault
+    would hide that its entries are gone. An existing file is not opened here at all: closing
+    any descriptor of a file drops every POSIX lock this process holds on it, including those
+    of its open SQLite connections (the SQLite docs' "broken POSIX advisory locking"). Another
+    process could then take the database for unused and delete the WAL under this one's feet.
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        size = -1
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {str(path)!r} ({exc.strerror}); check the data folder.") from None
+    if size > 0:
+        return
+    if size == 0:
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            return  # SQLite recovers the content from its write-ahead log
+        raise ConfigError(
+            f"{str(path)!r} is empty (0 bytes): it was truncated or replaced, and its entries are not in it. "
+            "Nothing was changed. Restore vault.db from a backup; to start a new, empty vault instead, move the "
+            "empty file aside."
+        )
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.new")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = DELETE")  # everything in the one file that is linked below
+            conn.execute("BEGIN")
+            migrations.apply(conn, sets)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        _fsync_file(tmp)
+        try:
+            os.link(tmp, path)  # create-only: a racing process's database wins
+        except FileExistsError:
+            pass
+    except OSError as exc:
+        raise ConfigError(f"Cannot create {str(path)!r} ({exc.strerror}); check the data folder.") from None
+    except sqlite3.Error:
+        raise ConfigError(f"Cannot create {str(path)!r}; check the data folder and free disk space.") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_error() -> MailgentError:
+    return MailgentError("vault.db could not complete the write; check free disk space and try again.")
