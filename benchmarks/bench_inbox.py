@@ -67,10 +67,10 @@ from imapclient import IMAPClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.dovecot
 
-from mailgent_mcp.inbox.store import InboxStore, MessageQuery  # noqa: E402
 from mailgent_mcp.inbox.cache import Inbox, _row  # noqa: E402 - _row: the package's own row encoding
 from mailgent_mcp.inbox.imap import EXTRACT_INLINE, FETCH_BATCH, ImapAccount, ImapSync  # noqa: E402
 from mailgent_mcp.inbox.parse import Attachment, ParsedMessage, Parser  # noqa: E402
+from mailgent_mcp.inbox.store import InboxStore, MessageQuery  # noqa: E402
 from tests.dovecot import SEARCH_PATH, Dovecot  # noqa: E402
 
 PUSH_USER = "agent@example.test"  # ImapSync idles here

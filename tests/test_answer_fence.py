@@ -17,12 +17,12 @@ from typing import Any
 from mcp import Client
 from mcp_types import CallToolResult
 
-from mailgent_mcp.config import Settings
 from mailgent_mcp.inbox.cache import Inbox
 from mailgent_mcp.inbox.parse import parse_message
 from mailgent_mcp.mcp.inbox_tools import InboxProvider
 from mailgent_mcp.mcp.server import build_server
 from mailgent_mcp.mcp.vault_tools import VaultProvider
+from mailgent_mcp.settings import Settings
 
 from .conftest import run_cli
 from .helpers.answers import (

@@ -27,10 +27,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from mailgent_mcp import config
 from mailgent_mcp.cli.main import build_parser
-from mailgent_mcp.inbox import accounts, cache, service, smtp
-from mailgent_mcp.mcp import tokens
+from mailgent_mcp.settings import ENV_TOKEN, ENVIRONMENT_VARIABLES
 
 from .conftest import ALL_TOOLS, SEED_RFC, clean_env, run_cli
 from .helpers.http_server import ServerProcess
@@ -42,9 +40,8 @@ VENV_SCRIPT = ".venv/bin/mailgent-mcp"  # made by scripts/setup.sh in the checko
 EXPECTED_TOOLS = set(ALL_TOOLS)
 ENTRY = "github"  # the entry the vault is made with, and the examples' default entry
 
-# The environment variables the server reads, as the code names them.
-KNOWN_VARIABLES = {value for module in (config, accounts, cache, service, smtp, tokens)
-                   for name, value in vars(module).items() if name.startswith("ENV_") and isinstance(value, str)}
+# The environment variables the server reads: the one registry of settings.
+KNOWN_VARIABLES = set(ENVIRONMENT_VARIABLES)
 
 
 @dataclass(frozen=True)
@@ -224,8 +221,8 @@ def test_http_config_takes_the_token_from_the_environment(path: str) -> None:
     assert (url.scheme, url.hostname, url.path) == ("http", "127.0.0.1", "/mcp"), entry["url"]
     assert url.port == build_parser().parse_args(["serve"]).port, "the example should use serve's default port"
     header = entry["headers"]["Authorization"]
-    assert header.startswith("Bearer ") and syntax.variables(header) == {tokens.ENV_TOKEN}, header
-    assert syntax.expand(header, {tokens.ENV_TOKEN: "t" * 24}) == "Bearer " + "t" * 24
+    assert header.startswith("Bearer ") and syntax.variables(header) == {ENV_TOKEN}, header
+    assert syntax.expand(header, {ENV_TOKEN: "t" * 24}) == "Bearer " + "t" * 24
 
 
 @pytest.mark.parametrize("path", HTTP_CONFIGS)
@@ -233,7 +230,7 @@ async def test_http_config_reaches_the_server_with_the_token_command_output(
         path: str, http_server: tuple[ServerProcess, str]) -> None:
     server, token = http_server
     entry = server_entry(path)
-    client_env = {tokens.ENV_TOKEN: token}  # export MAILGENT_TOKEN=$(mailgent-mcp token)
+    client_env = {ENV_TOKEN: token}  # export MAILGENT_TOKEN=$(mailgent-mcp token)
     url = CONFIGS[path].expand(entry["url"], client_env).replace(f":{urlsplit(entry['url']).port}/",
                                                                   f":{server.port}/")
     headers = {k: CONFIGS[path].expand(v, client_env) for k, v in entry["headers"].items()}

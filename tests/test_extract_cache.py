@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.inbox.accounts import save_account
 from mailgent_mcp.inbox.cache import LOCAL_ACCOUNT, Inbox
 from mailgent_mcp.inbox.extract import EXTRACTOR_VERSION
 from mailgent_mcp.inbox.imap import ImapAccount
 from mailgent_mcp.inbox.parse import Parser, parse_message
+from mailgent_mcp.inbox.store import MessageQuery
 
 from .conftest import UNDO_TO_SCHEMA_7, add_vault_tables, db_rows, run_cli
 from .helpers.answers import inner_text

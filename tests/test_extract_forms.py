@@ -8,10 +8,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-
 from mailgent_mcp.inbox import extract
 from mailgent_mcp.inbox.parse import parse_chunk, parse_message
-
 
 CORPUS = Path(__file__).parent / "data" / "verification"
 SOURCE = Path(extract.__file__)

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from mailgent_mcp.config import Settings
 from mailgent_mcp.inbox.cache import Inbox
 from mailgent_mcp.inbox.extract import extract
 from mailgent_mcp.inbox.parse import parse_message
 from mailgent_mcp.mcp.inbox_tools import InboxProvider
 from mailgent_mcp.mcp.server import build_server
 from mailgent_mcp.mcp.vault_tools import VaultProvider
+from mailgent_mcp.settings import Settings
 
 from .conftest import ok
 from .helpers.answers import inner_text, messages_of
@@ -100,8 +100,8 @@ def test_hidden_text_is_not_shown_nor_a_code_nor_a_link(html: str) -> None:
 
 
 SHOWN = {
-    "white on a dark cell": f'<table><tr><td bgcolor="#1a73e8"><a style="color:#ffffff" '
-                            f'href="https://service.example/verify?token=visiblevisiblevisible">Your verification '
+    "white on a dark cell": '<table><tr><td bgcolor="#1a73e8"><a style="color:#ffffff" '
+                            'href="https://service.example/verify?token=visiblevisiblevisible">Your verification '
                             'code is 123456</a></td></tr></table>',
     "white on a background set by a class": '<style>.btn{background:#1a73e8}</style><p class="btn" '
                                             'style="color:#fff">Your verification code is 123456</p>',

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from imapclient import SEEN, IMAPClient
 
-from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.inbox import imap
 from mailgent_mcp.inbox.cache import Inbox
+from mailgent_mcp.inbox.store import MessageQuery
 
 from .conftest import db_rows
 from .dovecot import Dovecot, dovecot  # noqa: F401 - fixture

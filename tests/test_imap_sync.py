@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp.inbox.store import InboxStore, MessageQuery
 from mailgent_mcp.inbox.cache import CachedMessage, Inbox
 from mailgent_mcp.inbox.dkim import StaticKeyLookup
 from mailgent_mcp.inbox.imap import (
@@ -21,6 +20,7 @@ from mailgent_mcp.inbox.imap import (
     Timing,
 )
 from mailgent_mcp.inbox.parse import Parser
+from mailgent_mcp.inbox.store import InboxStore, MessageQuery
 
 from .dovecot import Dovecot, SmtpHop, dovecot, smtp_hop  # noqa: F401 - fixtures
 

@@ -9,13 +9,20 @@ from pathlib import Path
 import pytest
 
 from mailgent_mcp.db.migrations import RECORDED, statements
-from mailgent_mcp.inbox.store import INBOX_MIGRATIONS, MessageQuery
 from mailgent_mcp.errors import InvalidInput
 from mailgent_mcp.inbox.cache import Inbox, parse_age
 from mailgent_mcp.inbox.parse import ParsedMessage, parse_message
+from mailgent_mcp.inbox.store import INBOX_MIGRATIONS, MessageQuery
 from mailgent_mcp.vault.entries import Vault
 
-from .conftest import DATA, LATEST_STEP, UNDO_TO_SCHEMA_7, add_vault_tables, db_rows, schema_steps
+from .conftest import (
+    DATA,
+    LATEST_STEP,
+    UNDO_TO_SCHEMA_7,
+    add_vault_tables,
+    db_rows,
+    schema_steps,
+)
 
 
 def mail(sender: str, to: str, subject: str, body: str, extra: str = "") -> bytes:

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from mcp import Client, StdioServerParameters
 
-from mailgent_mcp.config import Settings
 from mailgent_mcp.errors import NoMailSource
 from mailgent_mcp.inbox.accounts import save_account
 from mailgent_mcp.inbox.cache import Inbox
@@ -30,6 +29,7 @@ from mailgent_mcp.inbox.parse import parse_message
 from mailgent_mcp.mcp.inbox_tools import WAIT_DEFAULT_S, WAIT_LOOK_BACK_S, InboxProvider
 from mailgent_mcp.mcp.server import build_server
 from mailgent_mcp.mcp.vault_tools import VaultProvider
+from mailgent_mcp.settings import Settings
 
 from .conftest import clean_env, db_exec, db_rows, error_text, ok
 from .test_mcp_inbox import send, smtp_server

@@ -14,9 +14,9 @@ from typing import Any
 
 from mcp import Client, StdioServerParameters
 
-from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.inbox.cache import Inbox
 from mailgent_mcp.inbox.parse import parse_message
+from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.vault.entries import Vault
 
 from .conftest import clean_env, run_cli

@@ -18,15 +18,15 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from mailgent_mcp.config import Settings
-from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.inbox.accounts import password_entry, save_account
 from mailgent_mcp.inbox.cache import Inbox
 from mailgent_mcp.inbox.imap import ImapAccount
 from mailgent_mcp.inbox.parse import parse_message
+from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.mcp.inbox_tools import InboxProvider
 from mailgent_mcp.mcp.server import build_server
 from mailgent_mcp.mcp.vault_tools import VaultProvider
+from mailgent_mcp.settings import Settings
 from mailgent_mcp.vault.entries import Vault
 
 from .conftest import clean_env, error_text, ok, run_cli

@@ -16,9 +16,9 @@ from mcp import Client
 from mcp.client.stdio import stdio_client
 from mcp_types import CallToolResult
 
-from mailgent_mcp.config import Settings
 from mailgent_mcp.mcp.server import build_server
 from mailgent_mcp.mcp.vault_tools import VaultProvider
+from mailgent_mcp.settings import Settings
 
 from .test_mcp_stdio import server_params
 from .test_vault_security import SENTINEL_PASSWORD, SENTINEL_SEED, assert_no_sentinel

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from mailgent_mcp.config import Settings
 from mailgent_mcp.mcp.boundary import INTERNAL_ERROR
 from mailgent_mcp.mcp.server import MailgentServer, build_server
 from mailgent_mcp.mcp.vault_tools import VaultProvider
+from mailgent_mcp.settings import Settings
 from mailgent_mcp.vault import otp
 from mailgent_mcp.vault.entries import Vault
 

@@ -436,9 +436,9 @@ async def test_vault_put_reads_a_screenshot_given_as_qr_image(home: Path, oathto
     """The tool path, as an agent calls it: a base64 screenshot of the set-up page, then a code."""
     from mcp import Client
 
-    from mailgent_mcp.config import Settings
     from mailgent_mcp.mcp.server import build_server
     from mailgent_mcp.mcp.vault_tools import VaultProvider
+    from mailgent_mcp.settings import Settings
 
     from .conftest import error_text, ok
 

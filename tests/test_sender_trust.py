@@ -31,7 +31,6 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from mcp import Client, StdioServerParameters
 
-from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.errors import ConfigError
 from mailgent_mcp.inbox.accounts import (
     account_from_table,
@@ -45,6 +44,7 @@ from mailgent_mcp.inbox.dkim import DnsKeyLookup, StaticKeyLookup
 from mailgent_mcp.inbox.extract import sender_auth
 from mailgent_mcp.inbox.imap import ImapAccount
 from mailgent_mcp.inbox.parse import Parser, parse_message
+from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.vault.entries import Vault
 
 from .conftest import clean_env, ok, run_cli
@@ -137,7 +137,7 @@ def test_known_providers_have_their_receivers_id_by_default_and_others_none() ->
     assert load_defaults("imap.mail.yahoo.com") == ("*.omega.yahoo.com",)
     assert load_defaults("outlook.office365.com") == ()  # Microsoft writes no authserv-id
     assert load_defaults("mail.example.net") == ()
-    assert account_from_url("imaps://me@imap.gmail.com/INBOX", {}).trusted_authserv_ids == ("mx.google.com",)
+    assert account_from_url("imaps://me@imap.gmail.com/INBOX").trusted_authserv_ids == ("mx.google.com",)
     configured = account_from_table("x", {"host": "imap.gmail.com", "username": "u", "trusted_authserv_ids": []})
     assert configured.trusted_authserv_ids == ()
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.errors import ConfigError
 from mailgent_mcp.inbox.cache import LOCAL_ACCOUNT, Inbox
 from mailgent_mcp.inbox.smtp import Listen, SmtpInbox, parse_listen
+from mailgent_mcp.inbox.store import MessageQuery
 
 SIGNUP = (
     "From: Example Service <no-reply@service.example>\r\nTo: agent+signup@example.test\r\n"

@@ -17,9 +17,9 @@ from typing import Any
 from agents.mcp import MCPServerStdio, MCPUtil
 from mcp import Client
 
-from mailgent_mcp.config import Settings
 from mailgent_mcp.mcp.server import build_server
 from mailgent_mcp.mcp.vault_tools import VaultProvider
+from mailgent_mcp.settings import Settings
 
 from .conftest import ALL_TOOLS, SEED_RFC, clean_env, error_text, ok
 

@@ -25,7 +25,7 @@ import pytest
 from mailgent_mcp.vault import otp
 from mailgent_mcp.vault.entries import Vault
 
-from .conftest import clean_env, db_rows, entries_snapshot
+from .conftest import db_rows, entries_snapshot
 from .helpers.processes import LINE_TIMEOUT, Spawn, release_together, spawn, worker_env  # noqa: F401 - spawn: a fixture
 from .helpers.vault_worker import (
     CHECK_AT,

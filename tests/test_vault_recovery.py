@@ -19,10 +19,10 @@ import pytest
 import zxcvbn
 from mcp import Client
 
-from mailgent_mcp.config import Settings
 from mailgent_mcp.errors import InvalidInput, NoBackupCodes, VaultCorrupt
 from mailgent_mcp.mcp.server import build_server
 from mailgent_mcp.mcp.vault_tools import VaultProvider
+from mailgent_mcp.settings import Settings
 from mailgent_mcp.vault.entries import Vault
 from mailgent_mcp.vault.passgen import DEFAULT_SYMBOLS, PasswordRule, generate
 

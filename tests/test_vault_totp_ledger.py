@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-from mailgent_mcp.config import Settings
 from mailgent_mcp.mcp.server import build_server
 from mailgent_mcp.mcp.vault_tools import VaultProvider
+from mailgent_mcp.settings import Settings
 from mailgent_mcp.vault import otp
 from mailgent_mcp.vault.entries import Vault
 

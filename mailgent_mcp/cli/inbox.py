@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from mailgent_mcp.cli.args import whole
-from mailgent_mcp.config import (
+from mailgent_mcp.errors import EntryNotFound, InvalidInput, NoMailSource
+from mailgent_mcp.settings import (
     FIRST_SYNC_DAYS_MAX,
     FIRST_SYNC_MAX,
     default_home,
     ensure_home,
 )
-from mailgent_mcp.errors import EntryNotFound, InvalidInput, NoMailSource
 from mailgent_mcp.times import iso
 
 # The mail modules (imapclient, aiosmtpd, mail-parser, tomlkit) are imported by the commands
@@ -266,8 +266,8 @@ def _since(text: str | None) -> float | None:
 
 
 async def cmd_read(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
-    from mailgent_mcp.inbox.store import MessageQuery
     from mailgent_mcp.inbox.cache import Inbox, mail_can_arrive
+    from mailgent_mcp.inbox.store import MessageQuery
     from mailgent_mcp.inbox.untrusted import MAX_ADDRESS, neutralise, new_answer_id
     from mailgent_mcp.vault.entries import Vault
 
@@ -363,14 +363,14 @@ async def cmd_reindex(args: argparse.Namespace, out: TextIO, read_secret: Any) -
 
 
 async def cmd_purge(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
-    from mailgent_mcp.config import load_config
-    from mailgent_mcp.inbox.cache import ENV_RETENTION, Inbox, parse_age, retention
+    from mailgent_mcp.inbox.cache import Inbox, parse_age, retention
+    from mailgent_mcp.settings import ENV_RETENTION, load_settings
 
     home = _home(args)
     if args.older_than is not None:
         age, said = parse_age(args.older_than), args.older_than
     else:
-        keep = retention(load_config(home), args.environ)
+        keep = retention(load_settings(home, args.environ))
         if keep is None:
             raise InvalidInput(f"The retention is off ({ENV_RETENTION} or config.toml); give --older-than AGE.")
         age, said = keep, f"{keep / 86400:g}d (the retention)"

@@ -23,14 +23,15 @@ from typing import Any, TextIO
 
 from mailgent_mcp import __version__, logs
 from mailgent_mcp.cli.args import check_text_arguments, whole
-from mailgent_mcp.config import (
-    ENV_MASTER_KEY,
-    ENV_PASSPHRASE,
+from mailgent_mcp.errors import EntryExists, InvalidInput, MailgentError
+from mailgent_mcp.mcp.tokens import TOKEN_FILE, create_token
+from mailgent_mcp.settings import (
+    ENV_TOKEN,
+    SECRET_VARIABLES,
     default_home,
     ensure_home,
+    read_environment,
 )
-from mailgent_mcp.errors import EntryExists, InvalidInput, MailgentError
-from mailgent_mcp.mcp.tokens import ENV_TOKEN, TOKEN_FILE, create_token
 from mailgent_mcp.vault import otp
 from mailgent_mcp.vault.crypto import decode_master_key
 from mailgent_mcp.vault.entries import SECRET_FIELD, Vault
@@ -39,9 +40,6 @@ from mailgent_mcp.vault.models import EntryView, TotpCode
 from mailgent_mcp.vault.passgen import DEFAULT_LENGTH, DEFAULT_SYMBOLS, PasswordRule
 
 log = logging.getLogger("mailgent_mcp")
-
-# The variables holding keys and passwords: read once at start, then removed from the environment.
-SECRET_VARIABLES = (ENV_MASTER_KEY, ENV_PASSPHRASE, "MAILGENT_IMAP_PASSWORD", ENV_TOKEN)
 
 # Field values shown in clear by `vault get`; every other value is masked unless asked for.
 PLAIN_FIELDS = ("username", "email", "url", "notes")
@@ -364,7 +362,7 @@ def cmd_token(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         + "Clients send it as the header `Authorization: Bearer <token>`. Only the token goes to standard\n"
         "output, so `TOKEN=$(mailgent-mcp token)` (or `token --rotate`) captures it alone.\n"
     )
-    if args.environ.get(ENV_TOKEN):
+    if read_environment(args.environ).token is not None:
         err.write(f"{ENV_TOKEN} is set here: a server started with it accepts that value instead of this token.\n")
     return 0
 

@@ -30,9 +30,9 @@ from mcp.client.stdio import stdio_client
 from mcp_types import Implementation
 
 from mailgent_mcp import __version__
-from mailgent_mcp.config import ensure_home
 from mailgent_mcp.demo.agent import FlowError, sign_up_and_log_in
 from mailgent_mcp.demo.service import SampleService
+from mailgent_mcp.settings import ensure_home
 from mailgent_mcp.vault.entries import Vault
 
 HOST = "127.0.0.1"

@@ -34,24 +34,24 @@ from urllib.parse import unquote, urlsplit
 
 import tomlkit
 
-from mailgent_mcp.config import (
-    CONFIG_FILE,
-    FIRST_SYNC_DAYS_MAX,
-    FIRST_SYNC_MAX,
-    config_table,
-    config_value,
-    ensure_home,
-    load_config,
-)
 from mailgent_mcp.errors import ConfigError, InvalidInput
 from mailgent_mcp.filelock import exclusive
 from mailgent_mcp.inbox import imap
 from mailgent_mcp.inbox.cache import LOCAL_ACCOUNT
 from mailgent_mcp.inbox.imap import ImapAccount, Security
+from mailgent_mcp.settings import (
+    CONFIG_FILE,
+    ENV_IMAP_URL,
+    FIRST_SYNC_DAYS_MAX,
+    FIRST_SYNC_MAX,
+    AccountTable,
+    Settings,
+    account_table,
+    ensure_home,
+    load_config,
+    load_settings,
+)
 
-ENV_IMAP_URL = "MAILGENT_IMAP_URL"
-ENV_IMAP_PASSWORD = "MAILGENT_IMAP_PASSWORD"
-ENV_IMAP_CA = "MAILGENT_IMAP_CA"
 ENV_ACCOUNT = imap.ENV_ACCOUNT
 ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 # Names with a meaning of their own: an account by either name would mix its mail with theirs.
@@ -91,11 +91,10 @@ def check_authserv_id(value: str) -> str:
     return name
 
 
-def _trusted_ids(name: str, table: Mapping[str, Any]) -> tuple[str, ...]:
-    """An account's trusted authserv-ids: its trusted_authserv_ids, else its host's defaults."""
-    if TRUST_KEY not in table:
-        return default_authserv_ids(str(table.get("host", "")))
-    value = table[TRUST_KEY]
+def _trusted_ids(name: str, host: str, value: object) -> tuple[str, ...]:
+    """An account's trusted authserv-ids: its trusted_authserv_ids (value, None when absent), else its host's defaults."""
+    if value is None:
+        return default_authserv_ids(host)
     try:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise InvalidInput("not a list of strings")
@@ -127,43 +126,34 @@ def check_name(name: str) -> str:
 
 def account_from_table(name: str, table: Mapping[str, Any]) -> ImapAccount:
     """An ImapAccount from a config.toml table, every key checked for its type and range."""
-    where = f"accounts.{name}"
-    host = config_value(table, "host", str, where, '"imap.example.com"')
-    username = config_value(table, "username", str, where, '"agent@example.com"')
-    if not host or not username:
-        raise ConfigError(f"[{where}] in config.toml needs host and username (strings); run `mailgent-mcp inbox "
-                          f"add {name} ...` to write it.")
-    security = config_value(table, "security", str, where, '"tls", "starttls" or "plain"') or "tls"
-    if security not in SECURITIES:
+    return account_from_settings(account_table(name, table))
+
+
+def account_from_settings(table: AccountTable) -> ImapAccount:
+    """An ImapAccount from its [accounts.NAME] table as Settings read it, each value checked for its range."""
+    where = f"accounts.{table.name}"
+    if table.security not in SECURITIES:
         raise ConfigError(f"security in config.toml's [{where}] table must be \"tls\", \"starttls\" or \"plain\".")
-    port = _ranged(table, "port", where, 1, MAX_PORT) or (993 if security == "tls" else 143)
-    mailboxes = config_value(table, "mailboxes", list, where, '["INBOX"]')
-    if mailboxes is not None and (not mailboxes or not all(isinstance(m, str) and m for m in mailboxes)):
-        raise ConfigError(f"mailboxes in config.toml's [{where}] table must be an array of mailbox names, "
-                          'e.g. ["INBOX"].')
-    days = _ranged(table, "first_sync_days", where, 1, FIRST_SYNC_DAYS_MAX)
-    trusted = _trusted_ids(name, table)
+    port = _ranged(table.port, "port", where, 1, MAX_PORT) or (993 if table.security == "tls" else 143)
     return ImapAccount(
-        name=name, host=host, port=port, username=username, security=security,  # type: ignore[arg-type]
-        mailboxes=tuple(mailboxes or ["INBOX"]),
-        ca_file=config_value(table, "ca_file", str, where, "a PEM file's path") or None,
-        insecure_skip_verify=config_value(table, "insecure_skip_verify", bool, where) or False,
-        first_sync_count=_ranged(table, "first_sync_count", where, 1, FIRST_SYNC_MAX) or 200, first_sync_days=days,
-        trusted_authserv_ids=trusted)
+        name=table.name, host=table.host, port=port, username=table.username,
+        security=table.security,  # type: ignore[arg-type]
+        mailboxes=table.mailboxes or ("INBOX",), ca_file=table.ca_file,
+        insecure_skip_verify=table.insecure_skip_verify,
+        first_sync_count=_ranged(table.first_sync_count, "first_sync_count", where, 1, FIRST_SYNC_MAX) or 200,
+        first_sync_days=_ranged(table.first_sync_days, "first_sync_days", where, 1, FIRST_SYNC_DAYS_MAX),
+        trusted_authserv_ids=_trusted_ids(table.name, table.host, table.trusted_authserv_ids))
 
 
-def _ranged(table: Mapping[str, Any], key: str, where: str, low: int, high: int) -> int | None:
-    """An integer key from low to high (None when absent)."""
-    value = config_value(table, key, int, where)
-    if value is None:
-        return None
-    if not low <= value <= high:
+def _ranged(value: int | None, key: str, where: str, low: int, high: int) -> int | None:
+    """An integer setting from low to high (None when absent)."""
+    if value is not None and not low <= value <= high:
         raise ConfigError(f"{key} in config.toml's [{where}] table must be from {low} to {high}.")
     return value
 
 
-def account_from_url(url: str, environ: Mapping[str, str]) -> ImapAccount:
-    """The environment's single account from MAILGENT_IMAP_URL."""
+def account_from_url(url: str, ca_file: str | None = None) -> ImapAccount:
+    """The environment's single account from MAILGENT_IMAP_URL (and MAILGENT_IMAP_CA's file)."""
     usage = f"{ENV_IMAP_URL} must look like imaps://user@host:993/INBOX (or imap+starttls://, imap://)"
     try:
         parts = urlsplit(url.strip())
@@ -176,23 +166,26 @@ def account_from_url(url: str, environ: Mapping[str, str]) -> ImapAccount:
     mailbox = unquote(parts.path.lstrip("/")) or "INBOX"
     return ImapAccount(name=ENV_ACCOUNT, host=parts.hostname, port=port or default_port,
                        username=unquote(parts.username), security=security, mailboxes=(mailbox,),
-                       ca_file=environ.get(ENV_IMAP_CA) or None,
-                       trusted_authserv_ids=default_authserv_ids(parts.hostname))
+                       ca_file=ca_file, trusted_authserv_ids=default_authserv_ids(parts.hostname))
+
+
+def accounts_of(settings: Settings) -> list[ImapAccount]:
+    """The accounts of config.toml, plus the environment's one when MAILGENT_IMAP_URL is set."""
+    accounts = []
+    for table in settings.accounts:
+        try:
+            check_name(table.name)
+        except InvalidInput as exc:
+            raise ConfigError(f"Account {table.name[:64]!r} in config.toml ([accounts.NAME]): {exc}") from None
+        accounts.append(account_from_settings(table))
+    if settings.imap_url:
+        accounts.append(account_from_url(settings.imap_url, settings.imap_ca))
+    return accounts
 
 
 def load_accounts(home: Path, environ: Mapping[str, str]) -> list[ImapAccount]:
-    """Accounts from config.toml, plus the environment's one when MAILGENT_IMAP_URL is set."""
-    tables = config_table(load_config(home), "accounts")
-    accounts = []
-    for name in tables:
-        try:
-            check_name(name)
-        except InvalidInput as exc:
-            raise ConfigError(f"Account {name[:64]!r} in config.toml ([accounts.NAME]): {exc}") from None
-        accounts.append(account_from_table(name, config_table(tables, name, "accounts")))
-    if environ.get(ENV_IMAP_URL):
-        accounts.append(account_from_url(environ[ENV_IMAP_URL], environ))
-    return accounts
+    """The accounts of the data folder's config.toml and of environ (see accounts_of)."""
+    return accounts_of(load_settings(home, environ))
 
 
 def trusted_by_account(home: Path, environ: Mapping[str, str]) -> dict[str, tuple[str, ...]]:

@@ -20,11 +20,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mailgent_mcp.config import VAULT_DB, config_table, ensure_home, mail_configured
 from mailgent_mcp.db.sqlite import Database
-from mailgent_mcp.inbox.store import InboxStore, MessageQuery
 from mailgent_mcp.errors import ConfigError, InvalidInput
 from mailgent_mcp.inbox.parse import ParsedMessage
+from mailgent_mcp.inbox.store import InboxStore, MessageQuery
+from mailgent_mcp.settings import (
+    ENV_RETENTION,
+    VAULT_DB,
+    Settings,
+    ensure_home,
+    load_settings,
+    mail_configured,
+)
 
 if TYPE_CHECKING:
     from mailgent_mcp.inbox.parse import Parser
@@ -35,8 +42,6 @@ LOCAL_UIDVALIDITY = 1
 MAX_LIMIT = 100
 MAX_LABEL_CHARS = 64
 CHANGE_POLL_S = 0.05  # how often a waiter looks for mail cached by another process
-ENV_RETENTION = "MAILGENT_RETENTION"
-DEFAULT_RETENTION = "30d"
 SMTP_LEASE_PREFIX = "smtp "  # an SMTP inbox address's lease among the pollers' (smtp.lease_name)
 
 
@@ -481,18 +486,17 @@ class Inbox:
 
 async def mail_can_arrive(inbox: Inbox, home: Path, environ: Mapping[str, str], smtp_listen: str | None) -> bool:
     """True when mail can reach this folder's cache: a source configured here, or an SMTP inbox another server runs."""
-    return mail_configured(home, environ, smtp_listen) or await inbox.smtp_elsewhere() is not None
+    settings = load_settings(home, environ, smtp_listen=smtp_listen)
+    return mail_configured(settings) or await inbox.smtp_elsewhere() is not None
 
 
-def retention(config: Mapping[str, Any], environ: Mapping[str, str]) -> float | None:
+def retention(settings: Settings) -> float | None:
     """How long cached mail is kept, in seconds (None: kept until purged by hand).
 
     MAILGENT_RETENTION, else `retention` in config.toml's [inbox] table, else 30 days;
     "off" (or "never", "0") keeps mail until `mailgent-mcp inbox purge`.
     """
-    value = environ.get(ENV_RETENTION) or config_table(config, "inbox").get("retention") or DEFAULT_RETENTION
-    if not isinstance(value, str):
-        raise ConfigError("retention in config.toml's [inbox] table must be a string such as \"30d\" or \"off\".")
+    value = settings.retention
     if value.strip().lower() in ("off", "never", "0"):
         return None
     try:

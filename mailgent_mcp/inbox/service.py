@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import secrets
 import socket
@@ -25,12 +24,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from mailgent_mcp.config import load_config
 from mailgent_mcp.errors import ConfigError, MailgentError
 from mailgent_mcp.inbox.accounts import (
     ENV_ACCOUNT,
-    ENV_IMAP_PASSWORD,
-    load_accounts,
+    accounts_of,
     password_entry,
     trusted_by_account,
 )
@@ -38,20 +35,22 @@ from mailgent_mcp.inbox.cache import Inbox, retention
 from mailgent_mcp.inbox.imap import ImapAccount, ImapSync, SyncStatus, Timing
 from mailgent_mcp.inbox.parse import Parser
 from mailgent_mcp.inbox.smtp import (
-    ENV_SMTP_LISTEN,
     Listen,
     SmtpInbox,
     lease_name,
     parse_listen,
 )
+from mailgent_mcp.settings import (
+    ENV_IMAP_PASSWORD,
+    LEASE_TTL_S,
+    load_settings,
+    read_environment,
+)
 
 log = logging.getLogger(__name__)
 
-LEASE_TTL_S = 15.0
 PURGE_EVERY_S = 3600.0
 CATCH_UP_EVERY_S = 5.0  # how often the server looks for cached mail still to extract
-ENV_LEASE_TTL = "MAILGENT_LEASE_TTL"  # seconds; how soon another process takes over a dead poller's account
-LEASE_TTL_RANGE = (1.0, 3600.0)  # shorter renews the lease in a busy loop; longer leaves a dead poller's account idle
 
 PasswordLookup = Callable[[ImapAccount], Awaitable[str]]
 
@@ -64,9 +63,10 @@ class InboxService:
         self._home = home
         self._environ = dict(environ)
         self._passwords = passwords
-        self._lease_ttl = lease_ttl_from(environ, lease_ttl)
+        env = read_environment(environ)
+        self._lease_ttl = env.lease_ttl if env.lease_ttl is not None else lease_ttl
         self._timing = timing
-        self._smtp_listen = smtp_listen or environ.get(ENV_SMTP_LISTEN) or None
+        self._smtp_listen = smtp_listen or env.smtp_listen
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.inbox: Inbox | None = None
         self.smtp: SmtpInbox | None = None
@@ -87,9 +87,10 @@ class InboxService:
             else:
                 await self._try_smtp(self.inbox, listen)  # at once, so mail sent right after start is taken
                 self._tasks.append(asyncio.create_task(self._keep_smtp(self.inbox, listen), name="smtp inbox"))
-        for account in load_accounts(self._home, self._environ):
+        settings = load_settings(self._home, self._environ, smtp_listen=self._smtp_listen)
+        for account in accounts_of(settings):
             self._tasks.append(asyncio.create_task(self._poll(account), name=f"poller {account.name}"))
-        keep = retention(load_config(self._home), self._environ)
+        keep = retention(settings)
         if keep is not None:
             self._tasks.append(asyncio.create_task(self._expire(self.inbox, keep), name="retention"))
         self._tasks.append(asyncio.create_task(self._catch_up(self.inbox), name="extraction"))
@@ -238,22 +239,6 @@ class InboxService:
             self.syncs.pop(account.name, None)
 
 
-def lease_ttl_from(environ: Mapping[str, str], default: float) -> float:
-    """MAILGENT_LEASE_TTL in seconds (default when unset); a ConfigError when it is not a number in range."""
-    text = environ.get(ENV_LEASE_TTL)
-    if not text:
-        return default
-    low, high = LEASE_TTL_RANGE
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not low <= seconds <= high:  # also refuses nan
-        raise ConfigError(f"{ENV_LEASE_TTL} must be a number of seconds from {low:g} to {high:g} "
-                          f"(default {LEASE_TTL_S:g}).")
-    return seconds
-
-
 async def _wait(event: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
@@ -262,13 +247,13 @@ async def _wait(event: asyncio.Event, seconds: float) -> None:
 def env_or_vault_password(vault_get: Callable[[str], Awaitable[Mapping[str, str]]],
                           environ: Mapping[str, str]) -> PasswordLookup:
     """Passwords: MAILGENT_IMAP_PASSWORD for the environment's account, else the vault entry imap/NAME."""
+    password = read_environment(environ).imap_password
 
     async def lookup(account: ImapAccount) -> str:
         if account.name == ENV_ACCOUNT:
-            value = environ.get(ENV_IMAP_PASSWORD, "")
-            if not value:
+            if password is None:
                 raise ConfigError(f"MAILGENT_IMAP_URL is set but {ENV_IMAP_PASSWORD} is not; set it too.")
-            return value
+            return password.get_secret_value()
         data = await vault_get(password_entry(account.name))
         if not data.get("password"):
             raise ConfigError(f"The vault entry {password_entry(account.name)!r} has no password; run "

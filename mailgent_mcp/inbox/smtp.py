@@ -14,14 +14,13 @@ from dataclasses import dataclass
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailgent_mcp.config import is_loopback
 from mailgent_mcp.errors import ConfigError
 from mailgent_mcp.inbox.cache import SMTP_LEASE_PREFIX, Inbox
 from mailgent_mcp.inbox.parse import MAX_MESSAGE_BYTES, Parser
+from mailgent_mcp.settings import ENV_SMTP_LISTEN, is_loopback
 
 log = logging.getLogger(__name__)
 
-ENV_SMTP_LISTEN = "MAILGENT_SMTP_LISTEN"
 DEFAULT_LISTEN = "127.0.0.1:2525"
 
 

@@ -17,8 +17,8 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 
-from mailgent_mcp.config import Settings
 from mailgent_mcp.errors import MailgentError
+from mailgent_mcp.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
-from mailgent_mcp.config import Settings
-from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.errors import ConfigError, InvalidInput, MailgentError, NoMailSource
+from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.inbox.untrusted import (
     MAX_ADDRESS,
     MAX_CODES,
@@ -47,6 +46,7 @@ from mailgent_mcp.inbox.untrusted import (
     shown_message,
 )
 from mailgent_mcp.mcp.boundary import TOOL_NAMES, guarded, hints
+from mailgent_mcp.settings import Settings, read_environment
 from mailgent_mcp.times import iso
 
 if TYPE_CHECKING:
@@ -647,7 +647,7 @@ async def account_states(provider: InboxProvider) -> list[AccountState]:
             mailboxes=list(a.mailboxes), trusted_authserv_ids=list(a.trusted_authserv_ids), polled=st.polled_by is not None, connected=st.connected, idle=st.idle,
             last_sync=iso(st.last_sync) if st.last_sync else None, errors=st.errors, last_error=st.last_error))
     # This server's SMTP inbox, else one another server of the data folder runs (its mail reaches this cache too).
-    smtp = provider.smtp_listen or provider.environ.get("MAILGENT_SMTP_LISTEN") or await inbox.smtp_elsewhere()
+    smtp = provider.smtp_listen or read_environment(provider.environ).smtp_listen or await inbox.smtp_elsewhere()
     if smtp:
         states.append(await smtp_state(inbox, smtp))
     return states

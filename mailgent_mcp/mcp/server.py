@@ -46,14 +46,6 @@ if TYPE_CHECKING:
     from mailgent_mcp.inbox.service import InboxService
 
 from mailgent_mcp import __version__
-from mailgent_mcp.config import (
-    Settings,
-    default_home,
-    ensure_home,
-    is_loopback,
-    load_settings,
-    mail_configured,
-)
 from mailgent_mcp.errors import ConfigError
 from mailgent_mcp.logs import exception_names
 from mailgent_mcp.mcp import tokens
@@ -70,6 +62,15 @@ from mailgent_mcp.mcp.boundary import sanitized_validation_message, tool_aliases
 from mailgent_mcp.mcp.inbox_tools import InboxProvider, register_inbox_tools
 from mailgent_mcp.mcp.schemas import tidy
 from mailgent_mcp.mcp.vault_tools import VaultProvider, register_vault_tools
+from mailgent_mcp.settings import (
+    ENV_TOKEN,
+    Settings,
+    default_home,
+    ensure_home,
+    is_loopback,
+    load_settings,
+    mail_configured,
+)
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +305,7 @@ async def serve(transport: Transport = "stdio", *, home: Path | None = None, too
 
     mail: InboxService | None = None
     inbox = InboxProvider(home, env, smtp_listen=smtp_listen)
-    if mail_configured(home, env, smtp_listen):
+    if mail_configured(load_settings(home, env, smtp_listen=smtp_listen)):
         # Imported only when needed: imapclient, aiosmtpd and mail-parser cost start-up time.
         from mailgent_mcp.inbox.service import InboxService, env_or_vault_password
 
@@ -321,7 +322,7 @@ async def serve(transport: Transport = "stdio", *, home: Path | None = None, too
         if tokens.expected_digest(home, env) is None:
             raise ConfigError(
                 "HTTP transports need a bearer token and none is set: run `mailgent-mcp token` (it prints a new "
-                f"token once and stores only its hash), or set {tokens.ENV_TOKEN}."
+                f"token once and stores only its hash), or set {ENV_TOKEN}."
             )
         issuer = f"http://{opts.host}:{opts.port}"
         server = build_server(settings, provider, verifier=BearerTokenVerifier(home, env), issuer_url=issuer,

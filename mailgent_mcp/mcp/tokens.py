@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mailgent_mcp.errors import ConfigError, InvalidInput
+from mailgent_mcp.settings import ENV_TOKEN, read_environment
 from mailgent_mcp.vault import crypto
 
-ENV_TOKEN = "MAILGENT_TOKEN"
 TOKEN_FILE = "http-token.sha256"
 TOKEN_PREFIX = "mgt_"
 MIN_TOKEN_CHARS = 24
@@ -49,7 +49,8 @@ def create_token(home: Path, *, rotate: bool = False) -> str:
 
 def expected_digest(home: Path, environ: Mapping[str, str]) -> bytes | None:
     """The digest HTTP requests must match: from MAILGENT_TOKEN, else the token file, else None."""
-    value = environ.get(ENV_TOKEN, "")
+    token = read_environment(environ).token
+    value = token.get_secret_value() if token is not None else ""
     if value:
         if not value.isascii() and not _is_utf8(value):
             raise ConfigError(f"{ENV_TOKEN} is not valid UTF-8 text; set it again (or unset it and run "

@@ -15,7 +15,6 @@ from typing import Annotated, Literal
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, ConfigDict, Field
 
-from mailgent_mcp.config import ENV_DEFAULT_ENTRY, Settings
 from mailgent_mcp.errors import InvalidInput, MailgentError
 from mailgent_mcp.mcp.boundary import (
     TOOL_NAMES,
@@ -24,6 +23,7 @@ from mailgent_mcp.mcp.boundary import (
     hints,
     report_progress,
 )
+from mailgent_mcp.settings import ENV_DEFAULT_ENTRY, Settings
 from mailgent_mcp.vault.entries import Vault
 from mailgent_mcp.vault.fields import SECRET_FIELD
 from mailgent_mcp.vault.models import (

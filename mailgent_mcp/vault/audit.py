@@ -21,11 +21,11 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from mailgent_mcp.vault.store import AuditRow, AuditTip, EntryRow, VaultStore
 from mailgent_mcp.errors import AuditChainBroken, InvalidInput
 from mailgent_mcp.times import iso
 from mailgent_mcp.vault import crypto
 from mailgent_mcp.vault.models import AuditRecord, AuditReport
+from mailgent_mcp.vault.store import AuditRow, AuditTip, EntryRow, VaultStore
 
 GENESIS = bytes(32)
 MAX_ACTOR_CHARS = 128

@@ -23,9 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
-from mailgent_mcp.config import MASTER_KEY_FILE, VAULT_DB, default_home, ensure_home
 from mailgent_mcp.db.sqlite import Database
-from mailgent_mcp.vault.store import EntryRow, KeyringRow, VaultStore
 from mailgent_mcp.errors import (
     AuditChainBroken,
     EntryExists,
@@ -35,6 +33,13 @@ from mailgent_mcp.errors import (
     NoBackupCodes,
     NoTotpSeed,
     VaultCorrupt,
+)
+from mailgent_mcp.settings import (
+    MASTER_KEY_FILE,
+    VAULT_DB,
+    default_home,
+    ensure_home,
+    read_environment,
 )
 from mailgent_mcp.times import iso
 from mailgent_mcp.vault import crypto, otp
@@ -76,6 +81,7 @@ from mailgent_mcp.vault.models import (
 )
 from mailgent_mcp.vault.passgen import PasswordRule, generate
 from mailgent_mcp.vault.passphrase import check_passphrase
+from mailgent_mcp.vault.store import EntryRow, KeyringRow, VaultStore
 
 __all__ = ["MAX_FIELDS", "SECRET_FIELD", "Vault"]
 
@@ -200,7 +206,7 @@ class Vault:
         """Open the vault in home (created on first use) and unlock it with the environment's key."""
         env = os.environ if environ is None else environ
         home = ensure_home(home if home is not None else default_home(env))
-        choice = key_choice(env)
+        choice = key_choice(read_environment(env))
         db = await Database.open(home / VAULT_DB, VaultStore)
         try:
             dek, keyring = await db.run(unlock_or_create, home, choice, clock, actor)

@@ -15,19 +15,24 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from mailgent_mcp.config import ENV_MASTER_KEY, ENV_PASSPHRASE, MASTER_KEY_FILE
-from mailgent_mcp.vault.store import KeyringRow, VaultStore
 from mailgent_mcp.errors import ConfigError, InvalidInput, VaultCorrupt, VaultLocked
 from mailgent_mcp.filelock import exclusive
+from mailgent_mcp.settings import (
+    ENV_MASTER_KEY,
+    ENV_PASSPHRASE,
+    MASTER_KEY_FILE,
+    Environment,
+)
 from mailgent_mcp.vault import crypto
 from mailgent_mcp.vault.audit import AuditChain, Record
 from mailgent_mcp.vault.passphrase import check_passphrase
+from mailgent_mcp.vault.store import KeyringRow, VaultStore
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +56,13 @@ class KeyChoice:
         return f"KeyChoice(kind={self.kind!r})"
 
 
-def key_choice(environ: Mapping[str, str]) -> KeyChoice:
-    """MAILGENT_MASTER_KEY, else MAILGENT_PASSPHRASE, else the master.key file; a variable set empty is refused."""
-    for name in (ENV_MASTER_KEY, ENV_PASSPHRASE):
-        if name in environ and not environ[name].strip():
-            raise ConfigError(
-                f"{name} is set but empty. Nothing was changed; set it to the vault's key, or unset it to use "
-                f"{MASTER_KEY_FILE} in the data folder."
-            )
-    if environ.get(ENV_MASTER_KEY):
-        return KeyChoice("key", key=crypto.decode_master_key(environ[ENV_MASTER_KEY]))
-    if environ.get(ENV_PASSPHRASE):
-        return KeyChoice("passphrase", passphrase=environ[ENV_PASSPHRASE])
+def key_choice(env: Environment) -> KeyChoice:
+    """MAILGENT_MASTER_KEY, else MAILGENT_PASSPHRASE, else the master.key file (a variable set empty is refused
+    by read_environment)."""
+    if env.master_key is not None:
+        return KeyChoice("key", key=crypto.decode_master_key(env.master_key.get_secret_value()))
+    if env.passphrase is not None:
+        return KeyChoice("passphrase", passphrase=env.passphrase.get_secret_value())
     return KeyChoice("keyfile")
 
 
