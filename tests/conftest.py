@@ -27,6 +27,22 @@ ALL_TOOLS = ["vault_put", "vault_get", "vault_totp", "vault_backup_code", "vault
              "inbox_read", "inbox_wait", "inbox_mark", "inbox_accounts", "inbox_address"]
 
 
+# The lanes (see README "Tests"): a test is put in one by the fixtures it uses or its module, so
+# that a new test of Dovecot or of several processes needs no marker by hand.
+LANE_BY_FIXTURE = {"dovecot": "dovecot", "imap_proxy": "dovecot", "smtp_hop": "dovecot", "spawn": "processes"}
+LANE_BY_MODULE = {"test_mcp_inspector": "node", "test_mcp_typescript": "node", "test_readme": "demo"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        lanes = {LANE_BY_FIXTURE[name] for name in getattr(item, "fixturenames", ()) if name in LANE_BY_FIXTURE}
+        module = item.module.__name__.rpartition(".")[2] if item.module is not None else ""  # type: ignore[attr-defined]
+        if module in LANE_BY_MODULE:
+            lanes.add(LANE_BY_MODULE[module])
+        for lane in sorted(lanes):
+            item.add_marker(lane)
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     """A data folder that does not exist yet (the vault creates it)."""

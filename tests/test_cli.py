@@ -182,14 +182,16 @@ def test_import_google_authenticator_export(home: Path) -> None:
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
-@pytest.mark.slow  # vault_totp waits for a fresh TOTP step for the second login: up to 30 s
+@pytest.mark.demo
 def test_demo_logs_in_through_mcp(home: Path) -> None:
-    out = _ok(home, "demo")
+    # A 5-second TOTP period: the second login waits for a fresh code, seconds instead of up to 30.
+    out = _ok(home, "demo", "--totp-period", "5")
     assert re.search(r"MCP server up over stdio, SMTP inbox on 127\.0\.0\.1:\d+; tools: vault_put, .*inbox_wait", out)
     assert re.search(r"inbox_address gave agent\+[0-9a-f]{8}@mailgent\.localhost; vault_put made a 20-character", out)
     assert re.search(r"inbox_wait returned the mail that was already there after [\d.]+ s: code \d{6} "
                      r"\(from the body", out)
     assert "address verified" in out and "vault_put read the seed from the QR code" in out
+    assert "(SHA1, 6 digits, 5 s)" in out  # the service's period, as the QR code's URI gave it
     assert "2FA on: confirmed with code" in out and "the service gave 8 recovery codes" in out
     assert re.search(r"logged in with password and TOTP \d{6} \(\d+ s left\)", out)
     assert "the same code again is refused (HTTP 401)" in out
@@ -199,7 +201,7 @@ def test_demo_logs_in_through_mcp(home: Path) -> None:
     assert not folder.exists() and "data folder kept" not in out  # the throw-away folder is removed
 
 
-@pytest.mark.slow  # vault_totp waits for a fresh TOTP step for the second login: up to 30 s
+@pytest.mark.demo
 def test_demo_keep_leaves_the_folder_and_the_service_up_until_ctrl_c(tmp_path: Path) -> None:
     import json
     import signal
@@ -209,7 +211,8 @@ def test_demo_keep_leaves_the_folder_and_the_service_up_until_ctrl_c(tmp_path: P
     import urllib.request
 
     folder = tmp_path / "demo"
-    proc = subprocess.Popen([sys.executable, "-m", "mailgent_mcp", "--home", str(folder), "demo", "--keep"],
+    proc = subprocess.Popen([sys.executable, "-m", "mailgent_mcp", "--home", str(folder), "demo", "--keep",
+                             "--totp-period", "5"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=clean_env(tmp_path / "unused"))
     try:

@@ -510,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
         "through MCP only, in a temp folder"))
     demo.add_argument("--keep", action="store_true",
                       help="keep the data folder and the sample service running (until Ctrl-C) to try the tools")
+    demo.add_argument("--totp-period", type=whole(5, 120), default=30, metavar="SECONDS",
+                      help="how long each of the sample service's 2FA codes lasts (default 30; shorter, the second "
+                           "login waits less for a fresh code)")
 
     audit = groups.add_parser("audit", help="the vault's audit log").add_subparsers(dest="cmd", required=True)
     tail = audit.add_parser("tail", help="show the newest audit rows")
@@ -532,7 +535,7 @@ async def _run(args: argparse.Namespace) -> int:
             run_demo,  # imports the MCP SDK: only for the demo
         )
 
-        return await run_demo(sys.stdout, home=args.home, keep=args.keep)
+        return await run_demo(sys.stdout, home=args.home, keep=args.keep, totp_period=args.totp_period)
     if args.group == "serve":
         from mailgent_mcp.mcp.server import (  # imports the MCP SDK: only when serving
             HttpOptions,

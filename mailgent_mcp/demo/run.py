@@ -45,7 +45,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def run_demo(out: TextIO, home: Path | None = None, keep: bool = False) -> int:
+async def run_demo(out: TextIO, home: Path | None = None, keep: bool = False, totp_period: int = 30) -> int:
     """Run the walkthrough as an agent would, through MCP over stdio; 0 when logged in."""
     folder = ensure_home(home or Path(tempfile.mkdtemp(prefix="mailgent-demo-")))
     start = time.perf_counter()
@@ -55,7 +55,7 @@ async def run_demo(out: TextIO, home: Path | None = None, keep: bool = False) ->
         out.flush()
 
     smtp_port = free_port()
-    service = SampleService(HOST, smtp_port)
+    service = SampleService(HOST, smtp_port, totp_period=totp_period)
     try:
         step(f"data folder: {folder} (master.key is created on first use)")
         url = service.serve(HOST)

@@ -58,9 +58,11 @@ class Account:
 class SampleService:
     """The service's state and rules; `serve()` puts it on HTTP."""
 
-    def __init__(self, smtp_host: str, smtp_port: int, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, smtp_host: str, smtp_port: int, *, clock: Callable[[], float] = time.time,
+                 totp_period: int = 30) -> None:
         self.smtp = (smtp_host, smtp_port)
         self.clock = clock
+        self.totp_period = totp_period  # the seconds each code lasts, as the service's otpauth URI says
         self.accounts: dict[str, Account] = {}
         self._lock = threading.Lock()
         self._http: ThreadingHTTPServer | None = None
@@ -94,7 +96,8 @@ class SampleService:
                 raise PermissionError("verify the email address first")
             account.seed = secrets.token_bytes(20)
             b32 = base64.b32encode(account.seed).decode().rstrip("=")
-        return f"otpauth://totp/{SERVICE_NAME}:{quote(email)}?secret={b32}&issuer={SERVICE_NAME}"
+        period = "" if self.totp_period == 30 else f"&period={self.totp_period}"  # 30: the URI's default
+        return f"otpauth://totp/{SERVICE_NAME}:{quote(email)}?secret={b32}&issuer={SERVICE_NAME}{period}"
 
     def confirm(self, email: str, code: str) -> list[str] | None:
         """Turn 2FA on once the agent shows a valid code; the recovery codes, or None."""
@@ -134,7 +137,7 @@ class SampleService:
         """RFC 6238 §5.2: the current step or the one before (drift, slow typing), and never a code twice."""
         if account.seed is None:
             return False
-        secret = otp.parse_secret(base64.b32encode(account.seed).decode())
+        secret = otp.parse_secret(base64.b32encode(account.seed).decode(), period=self.totp_period)
         now = self.clock()
         for back in (0, secret.params.period):
             step = int((now - back) // secret.params.period)

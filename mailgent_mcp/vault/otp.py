@@ -3,8 +3,8 @@
 A seed arrives in one of three shapes: a bare base32 key, an ``otpauth://`` Key URI
 (Google's Key-Uri-Format) or a Google Authenticator ``otpauth-migration://`` export. Each
 becomes an :class:`OtpSeed` (the raw key plus non-secret :class:`OtpParams`), and
-:func:`totp_at` / :func:`hotp_at` turn it into a code (RFC 6238 / RFC 4226). pyotp is
-used here and nowhere else.
+:func:`totp_at` / :func:`hotp_at` turn it into a code (RFC 6238 / RFC 4226). pyotp, through
+its public API, is used here and nowhere else.
 
 No message, exception or repr from this module carries a seed or any piece of one:
 errors are fixed text plus parameter names, and a library's own error (whose text may
@@ -165,58 +165,36 @@ class MigrationBatch:
     batch_id: int = 0
 
 
-# --- pyotp, with raw keys ---------------------------------------------------------------
+# --- pyotp ---------------------------------------------------------------------------------
 #
-# pyotp keeps a base32 string and decodes it in OTP.byte_secret() on every code, and since
-# 2.12 byte_secret() refuses keys under 112 bits (NIST SP 800-63B-4). We accept 80..127-bit
-# keys on purpose (common in the wild; the Key-Uri-Format example JBSWY3DPEHPK3PXP is 80
-# bits) and flag them weak, so these subclasses override byte_secret() to return the raw
-# key decoded once by decode_base32. pyotp's own `secret` string is never read then, so it
-# is left empty rather than holding a second copy of the seed.
+# pyotp refuses keys under 112 bits (NIST SP 800-63B-4) unless a subclass lowers
+# `min_secret_length_bits`, the knob pyotp documents for this. We accept 80..127-bit keys on
+# purpose (common in the wild; the Key-Uri-Format example JBSWY3DPEHPK3PXP is 80 bits) and
+# flag them weak instead; the 80-bit floor itself is checked by decode_base32.
 
 
-class _RawKeyTOTP(pyotp.TOTP):
-    """pyotp.TOTP over raw key bytes (see the note above)."""
-
-    def __init__(self, key: bytes, *, digits: int, digest: Callable[..., Any], interval: int) -> None:
-        self._key = key  # set first: pyotp 2.12's __init__ calls byte_secret()
-        super().__init__("", digits=digits, digest=digest, interval=interval)
-
-    def byte_secret(self) -> bytes:
-        return self._key
+class _TOTP(pyotp.TOTP):
+    min_secret_length_bits = _MIN_SEED_BYTES * 8
 
 
-class _RawKeyHOTP(pyotp.HOTP):
-    """pyotp.HOTP over raw key bytes (see the note above)."""
-
-    def __init__(self, key: bytes, *, digits: int, digest: Callable[..., Any]) -> None:
-        self._key = key
-        super().__init__("", digits=digits, digest=digest)
-
-    def byte_secret(self) -> bytes:
-        return self._key
+class _HOTP(pyotp.HOTP):
+    min_secret_length_bits = _MIN_SEED_BYTES * 8
 
 
-class _RawKeySteam(Steam):
-    """pyotp's Steam Guard generator over raw key bytes (see the note above)."""
-
-    def __init__(self, key: bytes, *, interval: int) -> None:
-        self._key = key
-        super().__init__("", interval=interval)
-
-    def byte_secret(self) -> bytes:
-        return self._key
+class _Steam(Steam):
+    min_secret_length_bits = _MIN_SEED_BYTES * 8
 
 
 def _make_generator(seed: OtpSeed) -> pyotp.OTP:
     """Build the pyotp object that computes codes for this seed."""
     params = seed.params
+    secret = base64.b32encode(seed.seed).decode("ascii")
     if params.encoder == "steam":
-        return _RawKeySteam(seed.seed, interval=params.period)
+        return _Steam(secret, interval=params.period)
     digest = _DIGESTS[params.algorithm]
     if params.kind == "hotp":
-        return _RawKeyHOTP(seed.seed, digits=params.digits, digest=digest)
-    return _RawKeyTOTP(seed.seed, digits=params.digits, digest=digest, interval=params.period)
+        return _HOTP(secret, digits=params.digits, digest=digest)
+    return _TOTP(secret, digits=params.digits, digest=digest, interval=params.period)
 
 
 # --- codes -------------------------------------------------------------------------------
