@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Creates .venv with mailgent-mcp installed (editable). With --test, also the test tools,
 # the Debian packages the tests run against (oathtool, Dovecot's IMAP and LMTP servers,
-# npm) and, with one `npm ci` into tests/node, the Node.js MCP clients the tests drive the
-# server with: the MCP Inspector CLI, the TypeScript SDK, and the Node.js runtime they run on
-# (all pinned by tests/node/package.json and package-lock.json).
+# npm) and, with one `npm ci` into tests/node, the Node.js tools the tests use: the MCP
+# Inspector CLI and the TypeScript SDK (clients they drive the server with), the mcpb CLI (it
+# checks the Claude Desktop bundle), and the Node.js runtime they run on (all pinned by
+# tests/node/package.json and package-lock.json). The install itself is pure Python: no
+# compiler, Python headers or mypy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
