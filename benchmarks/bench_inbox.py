@@ -67,6 +67,7 @@ from imapclient import IMAPClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.dovecot
 
+from mailgent_mcp.db.sqlite import open_store  # noqa: E402
 from mailgent_mcp.inbox.cache import Inbox, _row  # noqa: E402 - _row: the package's own row encoding
 from mailgent_mcp.inbox.imap import EXTRACT_INLINE, FETCH_BATCH, ImapAccount, ImapSync  # noqa: E402
 from mailgent_mcp.inbox.parse import Attachment, ParsedMessage, Parser  # noqa: E402
@@ -553,7 +554,7 @@ def build_cache(home: Path, maker: MailMaker, count: int, batch: int = 5000) -> 
     step = 2 * 365 * 86400 / count  # two years of mail
     made: list[tuple[Mail, str]] = []
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    store = InboxStore(home / "vault.db")
+    store = open_store(home / "vault.db", InboxStore)
     try:
         chars = sizes(rng, count, 200, 3000)
         for at in range(0, count, batch):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from mcp_types import CallToolResult
 
+from mailgent_mcp.db.sqlite import open_store
 from mailgent_mcp.inbox.store import INBOX_MIGRATIONS
 from mailgent_mcp.vault.entries import Vault
 from mailgent_mcp.vault.store import VAULT_MIGRATIONS, VaultStore
@@ -111,7 +112,6 @@ def db_exec(home: Path, sql: str, params: tuple[object, ...] = ()) -> None:
         conn.close()
 
 
-# Takes a vault.db of this version back to schema 7 (the tests that fake an older file start there).
 def schema_steps(home: Path) -> dict[str, int]:
     """The newest migration step recorded per domain in the data folder's vault.db."""
     return {str(domain): int(step) for domain, step in
@@ -120,11 +120,13 @@ def schema_steps(home: Path) -> dict[str, int]:
 
 LATEST_STEP = {"vault": len(VAULT_MIGRATIONS.steps), "inbox": len(INBOX_MIGRATIONS.steps)}
 
+
 def add_vault_tables(home: Path) -> None:
     """Give a data folder that only the inbox opened the vault's tables too, as an older release's file has."""
-    VaultStore(home / "vault.db").close()
+    open_store(home / "vault.db", VaultStore).close()
 
 
+# Takes a vault.db of this version back to schema 7 (the tests that fake an older file start there).
 UNDO_TO_SCHEMA_7 = """
     DROP TABLE totp_steps;
     DROP TABLE issued_addresses;

@@ -8,11 +8,13 @@ The expected values below are from that list, and the TOTP codes from oathtool.
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from mailgent_mcp.db.migrations import LEGACY, RECORDED
+from mailgent_mcp.db.sqlite import open_store
 from mailgent_mcp.errors import ConfigError
 from mailgent_mcp.inbox.cache import Inbox
 from mailgent_mcp.inbox.store import INBOX_MIGRATIONS, InboxStore, MessageQuery
@@ -20,6 +22,7 @@ from mailgent_mcp.vault.entries import Vault
 from mailgent_mcp.vault.store import VAULT_MIGRATIONS, VaultStore
 
 from .conftest import DATA, LATEST_STEP, db_exec, db_rows, run_cli, schema_steps
+from .helpers.processes import Spawn, release_together, spawn  # noqa: F401 - spawn: a fixture
 
 MADE_AT = 1_800_000_000.0
 # oathtool --totp -b GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ -N @1800000000 (and @1800000030)
@@ -38,6 +41,15 @@ def schema_of(home: Path) -> list[tuple[object, ...]]:
     return db_rows(home, "SELECT type, name, sql FROM sqlite_master ORDER BY name")
 
 
+def dump(home: Path) -> list[str]:
+    """Every schema object and row of the file, as SQL."""
+    conn = sqlite3.connect(home / "vault.db")
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
 async def test_a_schema_11_folder_opens_with_every_entry_message_and_audit_row(home: Path) -> None:
     copy_of("home-schema-11", home)
     assert db_rows(home, "PRAGMA user_version") == [(11,)]
@@ -45,9 +57,12 @@ async def test_a_schema_11_folder_opens_with_every_entry_message_and_audit_row(h
         assert [e.name for e in await vault.list()] == ["aws/prod", "github", "notes/recovery"]
         github = await vault.get("github")
         assert github.data == {"username": "agent@example.com", "password": "current-password"}
+        assert (github.type, github.has_totp) == ("LOGIN", True)
+        assert github.fields == ["backupCodes", "password", "secret", "username"]
         assert github.backup_codes_remaining == 2
-        assert (await vault.get("aws/prod")).data == {"api_key": "current-api-key"}
-        assert (await vault.get("notes/recovery")).data == {"notes": "kept"}
+        aws, notes = await vault.get("aws/prod"), await vault.get("notes/recovery")
+        assert (aws.type, aws.fields, aws.data) == ("API_KEY", ["api_key"], {"api_key": "current-api-key"})
+        assert (notes.type, notes.fields, notes.data) == ("NOTE", ["notes"], {"notes": "kept"})
         assert await vault.backup_codes("github") == (["bbbb-2222", "cccc-3333"], ["aaaa-1111"])
         # The ledger came along: the step handed out before is not handed out again.
         assert (await vault.totp("github", at=MADE_AT, unused_only=False)).code == CODE_AT_MADE
@@ -65,6 +80,11 @@ async def test_a_schema_11_folder_opens_with_every_entry_message_and_audit_row(h
         local, work = by_subject["Your code"], by_subject["Verify your email"]
         assert (local.account, local.seen, [c["code"] for c in local.codes]) == ("local", False, ["482913"])
         assert (work.account, work.mailbox, work.seen) == ("work", "INBOX", True)
+        assert local.labels == work.labels == []  # the fixture labels none; the table takes one:
+        await inbox.mark([work.id], label="kept")
+        assert [m.subject for m in await inbox.read(MessageQuery(label="kept"))] == ["Verify your email"]
+        # Marked read in the cache and not yet stored on the IMAP server: still queued for it.
+        assert await inbox.pending_seen("work", "INBOX") == [(work.id, 7, 42, True)]
         assert [link["url"] for link in work.links] == ["https://example.org/verify?t=abc123"]
         assert await inbox.mailbox_state("work", "INBOX") is None  # the fixture cached it without a sync
         assert await inbox.issued_at("agent+x@example.net") == MADE_AT
@@ -74,17 +94,19 @@ async def test_a_schema_11_folder_opens_with_every_entry_message_and_audit_row(h
     assert schema_steps(home) == LATEST_STEP
     recorded = set(db_rows(home, "SELECT domain, step, name FROM schema_migrations"))
     assert set(LEGACY.values()) <= recorded
+    verify = run_cli(home, "audit", "verify")
+    assert verify.returncode == 0, verify.stderr
 
 
-async def test_opening_an_upgraded_folder_again_changes_no_schema(home: Path) -> None:
+async def test_opening_an_upgraded_folder_again_changes_nothing(home: Path) -> None:
     copy_of("home-schema-11", home)
     async with await Vault.open(home, environ={}), await Inbox.open(home):
         pass
-    schema, record = schema_of(home), db_rows(home, "SELECT * FROM schema_migrations ORDER BY domain, step")
+    upgraded = dump(home)
+    assert any("schema_migrations" in line for line in upgraded)
     async with await Vault.open(home, environ={}), await Inbox.open(home):
         pass
-    assert schema_of(home) == schema
-    assert db_rows(home, "SELECT * FROM schema_migrations ORDER BY domain, step") == record
+    assert dump(home) == upgraded
 
 
 def test_the_legacy_steps_are_the_sets_steps_by_name() -> None:
@@ -95,37 +117,48 @@ def test_the_legacy_steps_are_the_sets_steps_by_name() -> None:
 
 
 def test_each_domain_creates_only_its_own_tables(tmp_path: Path) -> None:
-    InboxStore(tmp_path / "inbox-only.db").close()
-    VaultStore(tmp_path / "vault-only.db").close()
+    open_store(tmp_path / "inbox-only.db", InboxStore).close()
+    open_store(tmp_path / "vault-only.db", VaultStore).close()
+
     def tables(path: Path) -> set[str]:
-        with sqlite3.connect(path) as conn:
+        with closing(sqlite3.connect(path)) as conn:
             return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def steps(path: Path) -> dict[str, int]:
+        with closing(sqlite3.connect(path)) as conn:
+            return dict(conn.execute("SELECT domain, max(step) FROM schema_migrations GROUP BY domain").fetchall())
 
     assert {"messages", "pollers", "issued_addresses"} <= tables(tmp_path / "inbox-only.db")
     assert not {"entries", "keyring", "audit"} & tables(tmp_path / "inbox-only.db")
     assert {"entries", "keyring", "audit", "totp_steps"} <= tables(tmp_path / "vault-only.db")
     assert "messages" not in tables(tmp_path / "vault-only.db")
+    assert steps(tmp_path / "inbox-only.db") == {"inbox": LATEST_STEP["inbox"]}
+    assert steps(tmp_path / "vault-only.db") == {"vault": LATEST_STEP["vault"]}
     # The other domain's steps are added in place when it opens the file.
-    VaultStore(tmp_path / "inbox-only.db").close()
+    open_store(tmp_path / "inbox-only.db", VaultStore).close()
     assert {"entries", "messages"} <= tables(tmp_path / "inbox-only.db")
+    assert steps(tmp_path / "inbox-only.db") == LATEST_STEP
 
 
-@pytest.mark.parametrize("newer", ["step", "version"])
+@pytest.mark.parametrize("newer", ["vault step", "inbox step", "version"])
 async def test_a_folder_from_a_newer_release_is_refused_and_left_alone(home: Path, newer: str) -> None:
     copy_of("home-schema-11", home)
     async with await Vault.open(home, environ={}):
         pass
-    if newer == "step":
-        db_exec(home, "INSERT INTO schema_migrations VALUES ('vault', 99, 'identities', 0)")
-    else:
+    if newer == "version":
         db_exec(home, "PRAGMA user_version = 12")
-    before = schema_of(home)
+    else:
+        db_exec(home, "INSERT INTO schema_migrations VALUES (?, ?, 'from-a-newer-release', 0)",
+                (newer.split()[0], LATEST_STEP[newer.split()[0]] + 1))
+    before = dump(home)
+    opens = {"vault step": lambda: Vault.open(home, environ={}), "inbox step": lambda: Inbox.open(home),
+             "version": lambda: Vault.open(home, environ={})}
     with pytest.raises(ConfigError, match="newer mailgent-mcp") as caught:
-        await Vault.open(home, environ={})
+        await opens[newer]()
     assert "upgrade mailgent-mcp" in str(caught.value)
-    result = run_cli(home, "vault", "list")
+    result = run_cli(home, *(["inbox", "read"] if newer == "inbox step" else ["vault", "list"]))
     assert result.returncode != 0 and "upgrade mailgent-mcp" in result.stderr
-    assert schema_of(home) == before
+    assert dump(home) == before
 
 
 async def test_a_step_of_another_build_is_refused(home: Path) -> None:
@@ -134,3 +167,20 @@ async def test_a_step_of_another_build_is_refused(home: Path) -> None:
     db_exec(home, "UPDATE schema_migrations SET name = 'something-else' WHERE domain = 'vault' AND step = 2")
     with pytest.raises(ConfigError, match="another build"):
         await Vault.open(home, environ={})
+
+
+def test_processes_opening_a_schema_11_folder_at_once_upgrade_it_once(home: Path, spawn: Spawn) -> None:
+    copy_of("home-schema-11", home)
+    modes = ["open", "inbox"] * 2
+    workers = [spawn(home, mode, "--barrier") for mode in modes]
+    release_together(workers)
+    codes = [worker.finish() for worker in workers]
+
+    for worker, rc in zip(workers, codes):
+        assert rc == 0, worker.stderr()
+        assert worker.stderr() == ""
+    assert [w.words("entries" if mode == "open" else "messages") for w, mode in zip(workers, modes)] == \
+        [["3"], ["2"]] * 2
+    assert schema_steps(home) == LATEST_STEP
+    assert db_rows(home, "SELECT count(*) FROM schema_migrations") == [(sum(LATEST_STEP.values()),)]
+    assert set(LEGACY.values()) <= set(db_rows(home, "SELECT domain, step, name FROM schema_migrations"))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mailgent_mcp.db.migrations import RECORDED, statements
+from mailgent_mcp.db.migrations import RECORDED
+from mailgent_mcp.db.sqlite import statements
 from mailgent_mcp.errors import InvalidInput
 from mailgent_mcp.inbox.cache import Inbox, parse_age
 from mailgent_mcp.inbox.parse import ParsedMessage, parse_message

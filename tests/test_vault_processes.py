@@ -22,10 +22,13 @@ from pathlib import Path
 
 import pytest
 
+from mailgent_mcp.db.migrations import RECORDED
+from mailgent_mcp.inbox.cache import Inbox
+from mailgent_mcp.inbox.store import MessageQuery
 from mailgent_mcp.vault import otp
 from mailgent_mcp.vault.entries import Vault
 
-from .conftest import db_rows, entries_snapshot
+from .conftest import LATEST_STEP, db_rows, entries_snapshot, schema_steps
 from .helpers.processes import LINE_TIMEOUT, Spawn, release_together, spawn, worker_env  # noqa: F401 - spawn: a fixture
 from .helpers.vault_worker import (
     CHECK_AT,
@@ -144,6 +147,27 @@ async def test_first_use_race_creates_exactly_one_key(home: Path, spawn: Spawn) 
                 await assert_entry_intact(vault, f"race{k}-{i}", CHECK_AT)
         report = await vault.audit_verify()
         assert report.ok, report.problem
+
+
+async def test_vault_and_inbox_processes_opening_a_fresh_folder_at_once_each_find_their_tables(
+        home: Path, spawn: Spawn) -> None:
+    """Each domain migrates on its own: whichever process creates vault.db, the others add their domain's steps."""
+    assert not home.exists()
+    modes = ["open", "inbox"] * 3
+    workers = [spawn(home, mode, "--barrier") for mode in modes]
+    release_together(workers)
+    codes = [worker.finish() for worker in workers]
+
+    for worker, rc in zip(workers, codes):
+        assert rc == 0, worker.stderr()
+        assert worker.stderr() == ""
+    assert [w.words("entries" if mode == "open" else "messages") for w, mode in zip(workers, modes)] == [["0"]] * 6
+    assert db_rows(home, "PRAGMA user_version") == [(RECORDED,)]
+    assert schema_steps(home) == LATEST_STEP
+    assert db_rows(home, "SELECT count(*) FROM schema_migrations") == [(sum(LATEST_STEP.values()),)]
+    async with await Vault.open(home, environ={}) as vault, await Inbox.open(home) as inbox:
+        assert await vault.integrity_check() == "ok"
+        assert await vault.list() == [] and await inbox.read(MessageQuery()) == []
 
 
 def test_open_waits_for_a_writer_on_a_new_vault_db(home: Path, spawn: Spawn) -> None:

@@ -1,22 +1,25 @@
-"""Named migration sets, one per domain, and the record of which steps a file has.
+"""Named migration sets, one per domain, and the record of which steps a database has.
 
 Each domain (the vault, the inbox) brings an ordered set of named steps and upgrades on its
-own: the table `schema_migrations` records (domain, step, name) for each step applied, so a
-step added to one domain never renumbers another's. A file made before this record (schema
-versions 1 to 11 in PRAGMA user_version, one list for both domains) is converted in place:
-LEGACY says which steps each of those versions had applied.
+own: the table `schema_migrations` records (domain, step, name, applied_at) for each step
+applied, so a step added to one domain never renumbers another's, and a domain's store
+creates its own tables only. The backend applies the pending steps inside one write
+transaction, so that of several processes opening a database at once one migrates and the
+others find it done; this module decides which steps are pending, and refuses a database
+that records a step this code does not know.
 
-PRAGMA user_version is RECORDED (100) in a file that keeps the record. The releases before
-it know versions up to 11 only and refuse a file of version 100 as made by a newer release,
-instead of running on tables they do not know.
+A vault.db made before the record (schema versions 1 to 11 in SQLite's PRAGMA user_version,
+one list for both domains) is converted in place: LEGACY says which steps each of those
+versions had applied. From then on its user_version is RECORDED (100), which the releases
+before the record refuse as the schema of a newer release instead of running on tables
+they do not know; the record, not user_version, says what the file has.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mailgent_mcp.errors import ConfigError
 
@@ -61,58 +64,46 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     name       TEXT NOT NULL,
     applied_at REAL NOT NULL,
     PRIMARY KEY (domain, step)
-) WITHOUT ROWID
+)
 """
+RECORD_STEP = "INSERT INTO schema_migrations (domain, step, name, applied_at) VALUES (?, ?, ?, ?)"
+READ_RECORD = "SELECT domain, step, name FROM schema_migrations"
+
+Record = dict[str, dict[int, str]]  # {domain: {step: name}}
 
 
-def statements(script: str) -> list[str]:
-    """Split a migration into statements; a trigger's body holds ';' inside BEGIN ... END."""
-    out, buffer = [], ""
-    for piece in script.split(";"):
-        buffer += piece + ";"
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip(" \n;"):
-                out.append(buffer.strip())
-            buffer = ""
-    return out
-
-
-def _newer(detail: str) -> ConfigError:
+def newer_release(detail: str) -> ConfigError:
+    """The error for a file that a newer mailgent-mcp upgraded: this one must not run on it."""
     return ConfigError(f"vault.db was upgraded by a newer mailgent-mcp ({detail}); upgrade mailgent-mcp to use it.")
 
 
-def _user_version(conn: sqlite3.Connection) -> int:
-    row = conn.execute("PRAGMA user_version").fetchone()
-    return int(row[0]) if row else 0
+def record_of(rows: Sequence[tuple[Any, Any, Any]]) -> Record:
+    """The record as read from schema_migrations (READ_RECORD's rows)."""
+    found: Record = {}
+    for domain, step, name in rows:
+        found.setdefault(str(domain), {})[int(step)] = str(name)
+    return found
 
 
-def recorded_steps(conn: sqlite3.Connection) -> dict[str, dict[int, str]]:
-    """{domain: {step: name}} as the file records them (converted from its schema version if it is older)."""
-    version = _user_version(conn)
-    if version == RECORDED:
-        rows = conn.execute("SELECT domain, step, name FROM schema_migrations").fetchall()
-        found: dict[str, dict[int, str]] = {}
-        for domain, step, name in rows:
-            found.setdefault(str(domain), {})[int(step)] = str(name)
-        return found
+def legacy_record(version: int) -> Record:
+    """The steps a file of an older schema version (one list for both domains) has applied."""
     if version > LEGACY_MAX:
-        raise _newer(f"schema version {version}")
-    found = {}
+        raise newer_release(f"schema version {version}")
+    found: Record = {}
     for number in range(1, version + 1):
         domain, step, name = LEGACY[number]
         found.setdefault(domain, {})[step] = name
     return found
 
 
-def pending(conn: sqlite3.Connection, sets: Sequence[MigrationSet]) -> list[tuple[MigrationSet, int]]:
+def pending(recorded: Record, sets: Sequence[MigrationSet]) -> list[tuple[MigrationSet, int]]:
     """The (set, step) pairs still to apply, in order; refuses a file with steps this code does not know."""
-    recorded = recorded_steps(conn)
     todo: list[tuple[MigrationSet, int]] = []
     for migration_set in sets:
         have = recorded.get(migration_set.domain, {})
         for step, name in sorted(have.items()):
             if step > len(migration_set.steps):
-                raise _newer(f"its {migration_set.domain} schema has step {step}, {name!r}")
+                raise newer_release(f"its {migration_set.domain} schema has step {step}, {name!r}")
             if migration_set.steps[step - 1].name != name:
                 raise ConfigError(
                     f"vault.db's {migration_set.domain} schema step {step} is {name!r}, not "
@@ -120,32 +111,3 @@ def pending(conn: sqlite3.Connection, sets: Sequence[MigrationSet]) -> list[tupl
                     "Open it with that build, or restore a backup.")
         todo += [(migration_set, step) for step in range(1, len(migration_set.steps) + 1) if step not in have]
     return todo
-
-
-def up_to_date(conn: sqlite3.Connection, sets: Sequence[MigrationSet]) -> bool:
-    """Whether the file keeps the record and has every step of sets (raises for a newer file)."""
-    return not pending(conn, sets) and _user_version(conn) == RECORDED
-
-
-def apply(conn: sqlite3.Connection, sets: Sequence[MigrationSet], now: float | None = None) -> list[str]:
-    """Apply the pending steps of sets, recording each; inside the caller's write transaction.
-
-    Returns the "domain/name" of each step applied. An older file's record is written first,
-    for every domain it has steps of, so that each domain finds its own steps recorded.
-    """
-    at = time.time() if now is None else now
-    if _user_version(conn) != RECORDED:
-        legacy = recorded_steps(conn)
-        conn.execute(RECORD_TABLE)
-        conn.execute("DELETE FROM schema_migrations")  # the schema version decides; a stray record does not
-        conn.executemany("INSERT OR IGNORE INTO schema_migrations (domain, step, name, applied_at) VALUES (?, ?, ?, ?)",
-                         [(domain, step, name, at) for domain, steps in legacy.items() for step, name in steps.items()])
-        conn.execute(f"PRAGMA user_version = {RECORDED}")
-    done = []
-    for migration_set, step in pending(conn, sets):
-        for statement in statements(migration_set.steps[step - 1].sql):
-            conn.execute(statement)
-        conn.execute("INSERT INTO schema_migrations (domain, step, name, applied_at) VALUES (?, ?, ?, ?)",
-                     (migration_set.domain, step, migration_set.steps[step - 1].name, at))
-        done.append(f"{migration_set.domain}/{migration_set.steps[step - 1].name}")
-    return done

@@ -1,12 +1,13 @@
-"""SQLite: the file, its connections, the writer thread and transactions.
+"""SQLite, the database backend: the file, its connections, the writer thread, transactions
+and the migrations applied to the file.
 
 One `vault.db` per data folder, in WAL mode with a busy timeout, so several server
 processes (Claude Desktop, Cursor and Claude Code each start one) share it safely.
 Every write runs in `BEGIN IMMEDIATE`: the write lock is taken up front, so a
 transaction never has to upgrade a read lock and fail with SQLITE_BUSY half-way.
 
-A `Connection` is synchronous. `Database` runs whole units of work (a function taking the
-connection, usually one transaction) on one dedicated thread, so the event loop never
+A `SqliteConnection` is synchronous. `SqliteDatabase` runs whole units of work (a function
+taking the store, usually one transaction) on one dedicated thread, so the event loop never
 waits on the disk or on another process's lock, and an operation costs one thread
 hand-off instead of one per statement.
 """
@@ -20,13 +21,14 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, TypeVar
 
 from mailgent_mcp.db import migrations
+from mailgent_mcp.db.backend import Connection, Database, S, StoreBusy
 from mailgent_mcp.db.migrations import MigrationSet
 from mailgent_mcp.errors import ConfigError, MailgentError
 
@@ -38,33 +40,26 @@ BUSY_TIMEOUT_S = 15.0
 IMPATIENT_TIMEOUT_S = 0.5
 
 
-def is_busy(exc: sqlite3.OperationalError) -> bool:
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or (
         "locked" in str(exc) or "busy" in str(exc)
     )
 
 
-class StoreBusy(MailgentError):
-    """Another process held vault.db's write lock for longer than this connection waits."""
-
-
-def busy_error() -> MailgentError:
+def _busy_error() -> MailgentError:
     return StoreBusy(f"vault.db stayed locked by another process for {BUSY_TIMEOUT_S:.0f} s; try again.")
 
 
-class Connection:
-    """A synchronous connection to vault.db; use it from one thread (Database's worker).
+class SqliteConnection(Connection):
+    """A synchronous connection to vault.db; use it from one thread (the database thread, or the loop's).
 
-    A domain's store subclasses it with its SQL and names its migration sets in MIGRATIONS;
-    opening one creates the file if needed and applies the sets' pending steps.
+    Opening one creates the file if needed and applies the pending steps of `sets`.
     """
 
-    MIGRATIONS: ClassVar[Sequence[MigrationSet]] = ()
-
-    def __init__(self, path: Path, *, reader: bool = False) -> None:
+    def __init__(self, path: Path, sets: Sequence[MigrationSet], *, reader: bool = False) -> None:
         self.path = path
         self.reader = reader
-        _create_database(path, self.MIGRATIONS)
+        _create_database(path, sets)
         try:
             self._conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S,
                                          check_same_thread=False)
@@ -73,7 +68,7 @@ class Connection:
         self._durable = True
         try:
             self._configure()
-            self._migrate()
+            self._migrate(sets)
             if reader:
                 # The loop thread's connection: it must never wait on a lock (a busy read falls
                 # back to the database thread) and writes only in short_write's transactions.
@@ -85,8 +80,13 @@ class Connection:
             self._conn.close()
             raise
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
+        return self._conn.executemany(sql, rows)
+
     def close(self) -> None:
-        """Close the connection."""
         self._conn.close()
 
     def _configure(self) -> None:
@@ -108,10 +108,10 @@ class Connection:
                 row = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
                 return str(row[0]).lower() if row else "unknown"
             except sqlite3.OperationalError as exc:
-                if not is_busy(exc):
+                if not _is_busy(exc):
                     raise self._not_a_vault() from None
                 if time.monotonic() >= deadline:
-                    raise busy_error() from None
+                    raise _busy_error() from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)
             except sqlite3.DatabaseError:
@@ -123,19 +123,19 @@ class Connection:
             "move it aside and let a new one be created, or set MAILGENT_HOME to another folder."
         )
 
-    def _migrate(self) -> None:
+    def _migrate(self, sets: Sequence[MigrationSet]) -> None:
         try:
-            if migrations.up_to_date(self._conn, self.MIGRATIONS):
+            if _user_version(self._conn) == migrations.RECORDED and not migrations.pending(_record(self._conn), sets):
                 return
             with self.transaction():
                 # Under the write lock: another process may have migrated meanwhile.
-                for done in migrations.apply(self._conn, self.MIGRATIONS):
+                for done in _apply_migrations(self._conn, sets):
                     log.info("migrated %s: %s", self.path, done)
         except sqlite3.DatabaseError:
             raise self._not_a_vault() from None
 
     @contextmanager
-    def transaction(self, *, durable: bool = True, patient: bool = True) -> Iterator[Self]:
+    def transaction(self, *, durable: bool = True, patient: bool = True) -> Iterator[None]:
         """A write transaction (BEGIN IMMEDIATE): all of it commits, or none of it.
 
         durable=True (changes to entries and keys) syncs to disk at commit
@@ -161,19 +161,19 @@ class Connection:
             self._durable = durable
         yield from self._immediate(patient=patient)
 
-    def _immediate(self, *, patient: bool) -> Iterator[Self]:
+    def _immediate(self, *, patient: bool) -> Iterator[None]:
         """BEGIN IMMEDIATE, the caller's block, then COMMIT (or ROLLBACK on an exception)."""
         if not patient:
             self._conn.execute(f"PRAGMA busy_timeout = {int(IMPATIENT_TIMEOUT_S * 1000)}")
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise (busy_error() if is_busy(exc) else _write_error()) from None
+            raise (_busy_error() if _is_busy(exc) else _write_error()) from None
         finally:
             if not patient:
                 self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         try:
-            yield self
+            yield
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
@@ -182,14 +182,13 @@ class Connection:
         except sqlite3.OperationalError as exc:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
-            raise (busy_error() if is_busy(exc) else _write_error()) from None
+            raise (_busy_error() if _is_busy(exc) else _write_error()) from None
 
     def total_changes(self) -> int:
-        """Rows this connection has changed since it opened: moves with each of its own writes."""
         return int(self._conn.total_changes)
 
     def data_version(self) -> int:
-        """Changes whenever another connection commits to the file (PRAGMA data_version)."""
+        """PRAGMA data_version: changes whenever another connection commits to the file."""
         return int(self._conn.execute("PRAGMA data_version").fetchall()[0][0])
 
     def integrity_check(self) -> str:
@@ -198,10 +197,12 @@ class Connection:
         return str(row[0]) if row else "no answer"
 
 
-S = TypeVar("S", bound=Connection)
+def open_store(path: Path, kind: type[S], *, reader: bool = False) -> S:
+    """Open vault.db at path as a store of that kind (creating it, and migrating the kind's domains, if needed)."""
+    return kind(SqliteConnection(path, kind.MIGRATIONS, reader=reader))
 
 
-class Database(Generic[S]):
+class SqliteDatabase(Database[S]):
     """vault.db behind one worker thread, plus a read-only connection for the event loop.
 
     `await db.run(fn, ...)` calls fn(store, ...) on the worker thread: every write, and any
@@ -216,13 +217,13 @@ class Database(Generic[S]):
         self._executor = executor
 
     @classmethod
-    async def open(cls, path: Path, kind: type[S]) -> Database[S]:
-        """Open vault.db at path as a store of that kind (creating it, and migrating its domain, if needed)."""
+    async def open(cls, path: Path, kind: type[S]) -> SqliteDatabase[S]:
+        """Open vault.db at path as a store of that kind (creating it, and migrating the kind's domains, if needed)."""
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailgent-db")
         loop = asyncio.get_running_loop()
         try:
-            store = await loop.run_in_executor(executor, kind, path)
-            reader = await loop.run_in_executor(executor, functools.partial(kind, path, reader=True))
+            store = await loop.run_in_executor(executor, open_store, path, kind)
+            reader = await loop.run_in_executor(executor, functools.partial(open_store, path, kind, reader=True))
         except BaseException:
             executor.shutdown(wait=False)
             raise
@@ -238,7 +239,7 @@ class Database(Generic[S]):
         try:
             return fn(self._reader, *args)
         except sqlite3.OperationalError as exc:
-            if not is_busy(exc):
+            if not _is_busy(exc):
                 raise
         return await self.run(fn, *args)
 
@@ -255,7 +256,6 @@ class Database(Generic[S]):
             return await self.run(fn, *args)
 
     async def close(self) -> None:
-        """Close both connections and stop the thread."""
         try:
             self._reader.close()
             await asyncio.get_running_loop().run_in_executor(self._executor, self.store.close)
@@ -298,7 +298,7 @@ def _create_database(path: Path, sets: Sequence[MigrationSet]) -> None:
         try:
             conn.execute("PRAGMA journal_mode = DELETE")  # everything in the one file that is linked below
             conn.execute("BEGIN")
-            migrations.apply(conn, sets)
+            _apply_migrations(conn, sets)
             conn.execute("COMMIT")
         finally:
             conn.close()
@@ -321,6 +321,59 @@ def _fsync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def statements(script: str) -> list[str]:
+    """Split a migration step into statements; a trigger's body holds ';' inside BEGIN ... END.
+
+    (executescript would run them all, but it commits the open transaction first.)
+    """
+    out, buffer = [], ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n;"):
+                out.append(buffer.strip())
+            buffer = ""
+    return out
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _record(conn: sqlite3.Connection) -> migrations.Record:
+    """The steps the file has applied: its record, or those its older schema version stands for."""
+    version = _user_version(conn)
+    if version == migrations.RECORDED:
+        return migrations.record_of(conn.execute(migrations.READ_RECORD).fetchall())
+    return migrations.legacy_record(version)
+
+
+def _apply_migrations(conn: sqlite3.Connection, sets: Sequence[MigrationSet]) -> list[str]:
+    """Apply the pending steps of sets, recording each; inside the caller's write transaction.
+
+    Returns the "domain/name" of each step applied. A file of an older schema version first
+    gets its record, for every domain it has steps of (each domain then finds its own), and
+    user_version RECORDED.
+    """
+    at = time.time()
+    recorded = _record(conn)
+    if _user_version(conn) != migrations.RECORDED:
+        conn.execute(migrations.RECORD_TABLE)
+        conn.execute("DELETE FROM schema_migrations")  # the schema version decides; a stray record does not
+        conn.executemany(migrations.RECORD_STEP, [(domain, step, name, at) for domain, steps in recorded.items()
+                                                  for step, name in steps.items()])
+        conn.execute(f"PRAGMA user_version = {migrations.RECORDED}")
+    done = []
+    for migration_set, step in migrations.pending(recorded, sets):
+        name = migration_set.steps[step - 1].name
+        for statement in statements(migration_set.steps[step - 1].sql):
+            conn.execute(statement)
+        conn.execute(migrations.RECORD_STEP, (migration_set.domain, step, name, at))
+        done.append(f"{migration_set.domain}/{name}")
+    return done
 
 
 def _write_error() -> MailgentError:

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mailgent_mcp.db.sqlite import Database
+from mailgent_mcp.db import open_database
+from mailgent_mcp.db.backend import Database
 from mailgent_mcp.errors import ConfigError, InvalidInput
 from mailgent_mcp.inbox.parse import ParsedMessage
 from mailgent_mcp.inbox.store import InboxStore, MessageQuery
@@ -142,7 +143,7 @@ class Inbox:
     @classmethod
     async def open(cls, home: Path, *, clock: Callable[[], float] = time.time) -> Inbox:
         """Open the cache in the data folder home (sharing vault.db with the vault)."""
-        return cls(await Database.open(ensure_home(home) / VAULT_DB, InboxStore), clock)
+        return cls(await open_database(ensure_home(home) / VAULT_DB, InboxStore), clock)
 
     async def close(self) -> None:
         """Close the database."""

@@ -2,8 +2,8 @@
 labels and full-text index, sync state per mailbox, poller leases, the codes handed out and
 the addresses issued; with the inbox's migration set.
 
-`InboxStore` is a database connection (db/sqlite.py) with the inbox's statements; the Inbox
-(cache.py) runs its units of work on one through `Database`.
+`InboxStore` is a store (db/backend.py): the inbox's statements on one database connection.
+The Inbox (cache.py) runs its units of work on one through a `Database`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from mailgent_mcp.db.backend import Store
 from mailgent_mcp.db.migrations import MigrationSet, Step
-from mailgent_mcp.db.sqlite import Connection
 
 INBOX_MIGRATIONS = MigrationSet("inbox", (
     # The message cache, its full-text index, per-mailbox sync state.
@@ -91,7 +91,7 @@ INBOX_MIGRATIONS = MigrationSet("inbox", (
     );
     """),
     # Read state written back to IMAP. seen_pending holds a read/unread change made in the cache
-    # Until the poller has stored it on the server (NULL: in step with the server).
+    # until the poller has stored it on the server (NULL: in step with the server).
     Step("seen-pending", """
     ALTER TABLE messages ADD COLUMN seen_pending INTEGER;
     CREATE INDEX messages_seen_pending ON messages (account, mailbox) WHERE seen_pending IS NOT NULL;
@@ -106,14 +106,14 @@ INBOX_MIGRATIONS = MigrationSet("inbox", (
     ) WITHOUT ROWID;
     """),
     # What extract.py found in each message (JSON: extractedText, codes, links, auth) and the
-    # Extractor version that found it (0: never extracted), so `inbox reindex` knows what is stale.
+    # extractor version that found it (0: never extracted), so `inbox reindex` knows what is stale.
     Step("extraction", """
     ALTER TABLE messages ADD COLUMN extraction TEXT;
     ALTER TABLE messages ADD COLUMN extractor INTEGER NOT NULL DEFAULT 0;
     """),
     # Newest first is id order (the order of caching, as received_at is), so the per-account and
-    # Per-sender indexes end in the id alone; a resync finds a Message-ID by index; the messages
-    # Still to extract (a first sync's bulk) are found by index.
+    # per-sender indexes end in the id alone; a resync finds a Message-ID by index; the messages
+    # still to extract (a first sync's bulk) are found by index.
     Step("indexes-by-id", """
     DROP INDEX messages_by_account;
     CREATE INDEX messages_by_account ON messages (account);
@@ -123,12 +123,12 @@ INBOX_MIGRATIONS = MigrationSet("inbox", (
     CREATE INDEX messages_by_extractor ON messages (extractor, id);
     """),
     # DKIM as verified when the message was cached (JSON [[domain, result], ...]; NULL: not
-    # Checked), for later extractions: the raw message is not kept.
+    # checked), for later extractions: the raw message is not kept.
     Step("dkim-local", """
     ALTER TABLE messages ADD COLUMN dkim_local TEXT;
     """),
     # Addresses inbox_address issued (lower case) and when, so that inbox_wait(to=...) counts the
-    # Mail sent to one from that moment on, whenever it is called.
+    # mail sent to one from that moment on, whenever it is called.
     Step("issued-addresses", """
     CREATE TABLE IF NOT EXISTS issued_addresses (
         address   TEXT PRIMARY KEY,
@@ -165,8 +165,7 @@ class MessageQuery:
     limit: int = 10
 
 
-
-class InboxStore(Connection):
+class InboxStore(Store):
     """vault.db as the inbox sees it."""
 
     MIGRATIONS: ClassVar[Sequence[MigrationSet]] = (INBOX_MIGRATIONS,)
@@ -175,7 +174,7 @@ class InboxStore(Connection):
 
     def insert_message(self, row: dict[str, Any], recipients: Sequence[str]) -> int | None:
         """Cache one message; None when (account, mailbox, uidvalidity, uid) is already there."""
-        cur = self._conn.execute(
+        cur = self.conn.execute(
             f"INSERT OR IGNORE INTO messages ({', '.join(MESSAGE_COLUMNS)}) "
             f"VALUES ({', '.join('?' for _ in MESSAGE_COLUMNS)})",
             [row[c] for c in MESSAGE_COLUMNS],
@@ -184,7 +183,7 @@ class InboxStore(Connection):
             return None
         message = cur.lastrowid
         assert message is not None
-        self._conn.executemany(
+        self.conn.executemany(
             "INSERT OR IGNORE INTO message_recipients (message, addr) VALUES (?, ?)",
             [(message, addr) for addr in dict.fromkeys(recipients)],
         )
@@ -192,7 +191,7 @@ class InboxStore(Connection):
 
     def rebind_message(self, account: str, mailbox: str, message_id: str, uidvalidity: int, uid: int) -> bool:
         """Move a message cached under an older UIDVALIDITY to its new identity; True if one was."""
-        cur = self._conn.execute(
+        cur = self.conn.execute(
             "UPDATE messages SET uidvalidity = ?, uid = ? WHERE id = (SELECT id FROM messages "
             "WHERE account = ? AND mailbox = ? AND message_id = ? AND uidvalidity != ? LIMIT 1)",
             (uidvalidity, uid, account, mailbox, message_id, uidvalidity),
@@ -201,14 +200,14 @@ class InboxStore(Connection):
 
     def delete_other_uidvalidities(self, account: str, mailbox: str, uidvalidity: int) -> int:
         """Delete a mailbox's messages cached under another UIDVALIDITY."""
-        return self._conn.execute(
+        return self.conn.execute(
             "DELETE FROM messages WHERE account = ? AND mailbox = ? AND uidvalidity != ?",
             (account, mailbox, uidvalidity),
         ).rowcount
 
     def next_uid(self, account: str, mailbox: str, uidvalidity: int) -> int:
         """The next free uid in a local mailbox (inside the inserting transaction)."""
-        row = self._conn.execute(
+        row = self.conn.execute(
             "SELECT coalesce(max(uid), 0) + 1 FROM messages WHERE account = ? AND mailbox = ? AND uidvalidity = ?",
             (account, mailbox, uidvalidity),
         ).fetchall()
@@ -264,11 +263,11 @@ class InboxStore(Connection):
         sql = (f"SELECT {', '.join('m.' + c for c in ('id', *MESSAGE_COLUMNS))} FROM {source} "
                f"WHERE {' AND '.join(where) or '1 = 1'} ORDER BY {order} DESC LIMIT ?")
         params.append(query.limit)
-        cur = self._conn.execute(sql, params)
+        cur = self.conn.execute(sql, params)
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, r)) for r in cur.fetchall()]
         for row in rows:
-            row["labels"] = [r[0] for r in self._conn.execute(
+            row["labels"] = [r[0] for r in self.conn.execute(
                 "SELECT label FROM message_labels WHERE message = ? ORDER BY label", (row["id"],)).fetchall()]
         return rows
 
@@ -279,7 +278,7 @@ class InboxStore(Connection):
         the server; messages of local_account (the SMTP inbox) have no server.
         """
         value = 1 if seen else 0
-        cur = self._conn.executemany(
+        cur = self.conn.executemany(
             "UPDATE messages SET seen = ?, seen_pending = CASE WHEN account = ? THEN NULL ELSE ? END "
             "WHERE id = ? AND (seen != ? OR seen_pending IS NOT NULL)",
             [(value, local_account, value, i, value) for i in ids])
@@ -292,24 +291,24 @@ class InboxStore(Connection):
         if mailbox is not None:
             sql += " AND mailbox = ?"
             params.append(mailbox)
-        return [(int(r[0]), int(r[1]), int(r[2]), bool(r[3])) for r in self._conn.execute(sql, params).fetchall()]
+        return [(int(r[0]), int(r[1]), int(r[2]), bool(r[3])) for r in self.conn.execute(sql, params).fetchall()]
 
     def has_pending_seen(self, account: str, mailboxes: Sequence[str]) -> bool:
         """Whether any of an account's mailboxes has a read-state change to store on the server."""
         marks = ", ".join("?" for _ in mailboxes)
-        row = self._conn.execute(
+        row = self.conn.execute(
             f"SELECT 1 FROM messages WHERE account = ? AND mailbox IN ({marks}) AND seen_pending IS NOT NULL LIMIT 1",
             [account, *mailboxes]).fetchall()
         return bool(row)
 
     def clear_pending_seen(self, done: Sequence[tuple[int, bool]]) -> None:
         """Forget queued changes the server now has; one changed again meanwhile stays queued."""
-        self._conn.executemany("UPDATE messages SET seen_pending = NULL WHERE id = ? AND seen_pending = ?",
+        self.conn.executemany("UPDATE messages SET seen_pending = NULL WHERE id = ? AND seen_pending = ?",
                                [(i, 1 if seen else 0) for i, seen in done])
 
     def apply_server_seen(self, account: str, mailbox: str, uidvalidity: int, flags: dict[int, bool]) -> int:
         """Take the server's read state for cached messages without a queued change; the number changed."""
-        cur = self._conn.executemany(
+        cur = self.conn.executemany(
             "UPDATE messages SET seen = ? WHERE account = ? AND mailbox = ? AND uidvalidity = ? AND uid = ? "
             "AND seen != ? AND seen_pending IS NULL",
             [(1 if seen else 0, account, mailbox, uidvalidity, uid, 1 if seen else 0) for uid, seen in flags.items()])
@@ -317,7 +316,7 @@ class InboxStore(Connection):
 
     def first_uid(self, account: str, mailbox: str, uidvalidity: int) -> int | None:
         """The lowest uid cached for a mailbox, or None when none is."""
-        row = self._conn.execute(
+        row = self.conn.execute(
             "SELECT min(uid) FROM messages WHERE account = ? AND mailbox = ? AND uidvalidity = ?",
             (account, mailbox, uidvalidity)).fetchall()
         return int(row[0][0]) if row and row[0][0] is not None else None
@@ -325,10 +324,10 @@ class InboxStore(Connection):
     def set_label(self, ids: Sequence[int], label: str, present: bool) -> None:
         """Add or remove a local label."""
         if present:
-            self._conn.executemany("INSERT OR IGNORE INTO message_labels (message, label) VALUES (?, ?)",
+            self.conn.executemany("INSERT OR IGNORE INTO message_labels (message, label) VALUES (?, ?)",
                                    [(i, label) for i in ids])
         else:
-            self._conn.executemany("DELETE FROM message_labels WHERE message = ? AND label = ?",
+            self.conn.executemany("DELETE FROM message_labels WHERE message = ? AND label = ?",
                                    [(i, label) for i in ids])
 
     def existing(self, ids: Sequence[int]) -> set[int]:
@@ -336,7 +335,7 @@ class InboxStore(Connection):
         if not ids:
             return set()
         marks = ", ".join("?" for _ in ids)
-        return {int(r[0]) for r in self._conn.execute(f"SELECT id FROM messages WHERE id IN ({marks})",
+        return {int(r[0]) for r in self.conn.execute(f"SELECT id FROM messages WHERE id IN ({marks})",
                                                        list(ids)).fetchall()}
 
     def handed_out(self, ids: Sequence[int]) -> set[tuple[int, str]]:
@@ -344,75 +343,75 @@ class InboxStore(Connection):
         if not ids:
             return set()
         marks = ", ".join("?" for _ in ids)
-        rows = self._conn.execute(f"SELECT message, item FROM handed_out WHERE message IN ({marks})", list(ids))
+        rows = self.conn.execute(f"SELECT message, item FROM handed_out WHERE message IN ({marks})", list(ids))
         return {(int(r[0]), str(r[1])) for r in rows.fetchall()}
 
     def hand_out(self, message: int, items: Sequence[str], now: float) -> None:
         """Record codes or links as handed out."""
-        self._conn.executemany("INSERT OR IGNORE INTO handed_out (message, item, at) VALUES (?, ?, ?)",
+        self.conn.executemany("INSERT OR IGNORE INTO handed_out (message, item, at) VALUES (?, ?, ?)",
                                [(message, item, now) for item in items])
 
     def issue_address(self, address: str, account: str, now: float) -> float:
         """Record an address inbox_address issued (the first issue stands); its issue time."""
-        self._conn.execute("INSERT OR IGNORE INTO issued_addresses (address, account, issued_at) VALUES (?, ?, ?)",
+        self.conn.execute("INSERT OR IGNORE INTO issued_addresses (address, account, issued_at) VALUES (?, ?, ?)",
                            (address.lower(), account, now))
         return self.issued_at(address) or now
 
     def issued_at(self, address: str) -> float | None:
         """When inbox_address issued an address, or None when it did not."""
-        rows = self._conn.execute("SELECT issued_at FROM issued_addresses WHERE address = ?",
+        rows = self.conn.execute("SELECT issued_at FROM issued_addresses WHERE address = ?",
                                   (address.lower(),)).fetchall()
         return float(rows[0][0]) if rows else None
 
     def purge_messages(self, before: float) -> int:
         """Delete messages received before a time, and the records of addresses issued before it; the messages deleted."""
-        self._conn.execute("DELETE FROM issued_addresses WHERE issued_at < ?", (before,))
-        return self._conn.execute("DELETE FROM messages WHERE received_at < ?", (before,)).rowcount
+        self.conn.execute("DELETE FROM issued_addresses WHERE issued_at < ?", (before,))
+        return self.conn.execute("DELETE FROM messages WHERE received_at < ?", (before,)).rowcount
 
     def stale_extractions(self, version: int, after_id: int, limit: int) -> list[dict[str, Any]]:
         """The fields extraction needs, for messages not extracted by this version (or a newer one), by id."""
-        cur = self._conn.execute(
+        cur = self.conn.execute(
             f"SELECT {', '.join(EXTRACT_INPUT_COLUMNS)} FROM messages WHERE extractor < ? AND id > ? "
             "ORDER BY id LIMIT ?", (version, after_id, limit))
         return [dict(zip(EXTRACT_INPUT_COLUMNS, row)) for row in cur.fetchall()]
 
     def count_stale_extractions(self, version: int) -> int:
         """How many cached messages are not extracted by this version (or a newer one)."""
-        return int(self._conn.execute("SELECT count(*) FROM messages WHERE extractor < ?",
+        return int(self.conn.execute("SELECT count(*) FROM messages WHERE extractor < ?",
                                       (version,)).fetchall()[0][0])
 
     def set_extractions(self, results: Sequence[tuple[int, str | None, int]]) -> None:
         """Store (id, extraction JSON, extractor version) for each message."""
-        self._conn.executemany("UPDATE messages SET extraction = ?, extractor = ? WHERE id = ?",
+        self.conn.executemany("UPDATE messages SET extraction = ?, extractor = ? WHERE id = ?",
                                [(data, version, i) for i, data, version in results])
 
     def mark_extractions_stale(self, account: str | None = None) -> int:
         """Mark every message (of an account) for re-extraction (`inbox reindex --all`); the number marked."""
         if account is None:
-            return self._conn.execute("UPDATE messages SET extractor = 0").rowcount
-        return self._conn.execute("UPDATE messages SET extractor = 0 WHERE account = ?", (account,)).rowcount
+            return self.conn.execute("UPDATE messages SET extractor = 0").rowcount
+        return self.conn.execute("UPDATE messages SET extractor = 0 WHERE account = ?", (account,)).rowcount
 
     def auth_results_of(self, account: str, limit: int) -> list[str]:
         """The Authentication-Results (JSON lists) of an account's newest cached messages."""
-        cur = self._conn.execute("SELECT auth_results FROM messages WHERE account = ? ORDER BY id DESC LIMIT ?",
+        cur = self.conn.execute("SELECT auth_results FROM messages WHERE account = ? ORDER BY id DESC LIMIT ?",
                                  (account, limit))
         return [str(row[0]) for row in cur.fetchall()]
 
     def mailbox_state(self, account: str, mailbox: str) -> tuple[int, int] | None:
         """(uidvalidity, last uid) recorded for a mailbox."""
-        rows = self._conn.execute("SELECT uidvalidity, last_uid FROM mailbox_state WHERE account = ? AND mailbox = ?",
+        rows = self.conn.execute("SELECT uidvalidity, last_uid FROM mailbox_state WHERE account = ? AND mailbox = ?",
                                   (account, mailbox)).fetchall()
         return (int(rows[0][0]), int(rows[0][1])) if rows else None
 
     def synced_at(self) -> dict[str, float]:
         """Per account, when its mailboxes were last synced (by a server's poller or `inbox sync`)."""
-        rows = self._conn.execute(
+        rows = self.conn.execute(
             "SELECT account, max(synced_at) FROM mailbox_state WHERE synced_at IS NOT NULL GROUP BY account").fetchall()
         return {str(r[0]): float(r[1]) for r in rows}
 
     def set_mailbox_state(self, account: str, mailbox: str, uidvalidity: int, last_uid: int, now: float) -> None:
         """Record how far a mailbox is synced."""
-        self._conn.execute(
+        self.conn.execute(
             "INSERT INTO mailbox_state (account, mailbox, uidvalidity, last_uid, synced_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (account, mailbox) DO UPDATE SET uidvalidity = excluded.uidvalidity, "
             "last_uid = excluded.last_uid, synced_at = excluded.synced_at",
@@ -423,7 +422,7 @@ class InboxStore(Connection):
 
     def claim_poller(self, account: str, holder: str, now: float, ttl: float) -> bool:
         """Take (or keep) the poller lease of an account unless another live holder has it."""
-        cur = self._conn.execute(
+        cur = self.conn.execute(
             "INSERT INTO pollers (account, holder, expires_at, heartbeat) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (account) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, "
             "heartbeat = excluded.heartbeat, connected = 0, idling = 0 "
@@ -434,7 +433,7 @@ class InboxStore(Connection):
 
     def report_poller(self, account: str, holder: str, now: float, ttl: float, status: dict[str, Any]) -> bool:
         """Renew the lease and record the poller's status; False when the lease was lost."""
-        cur = self._conn.execute(
+        cur = self.conn.execute(
             "UPDATE pollers SET expires_at = ?, heartbeat = ?, connected = ?, idling = ?, last_sync = ?, "
             "last_error = ?, errors = ? WHERE account = ? AND holder = ?",
             (now + ttl, now, int(bool(status.get("connected"))), int(bool(status.get("idling"))),
@@ -444,12 +443,12 @@ class InboxStore(Connection):
 
     def release_poller(self, account: str, holder: str) -> None:
         """Give the lease up (another process may take it at once)."""
-        self._conn.execute("UPDATE pollers SET expires_at = 0, connected = 0, idling = 0 "
+        self.conn.execute("UPDATE pollers SET expires_at = 0, connected = 0, idling = 0 "
                            "WHERE account = ? AND holder = ?", (account, holder))
 
     def poller_rows(self) -> list[dict[str, Any]]:
         """Every account's lease and status."""
-        cur = self._conn.execute("SELECT * FROM pollers ORDER BY account")
+        cur = self.conn.execute("SELECT * FROM pollers ORDER BY account")
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
 

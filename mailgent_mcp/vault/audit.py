@@ -59,7 +59,7 @@ def _broken(what: str) -> AuditChainBroken:
 
 
 class AuditChain:
-    """Appends and verifies audit rows; call its methods inside the VaultStore's thread."""
+    """Appends and verifies audit rows; call its methods on the thread that uses the VaultStore given."""
 
     def __init__(self, key: bytes, clock: Callable[[], float]) -> None:
         self._key = key

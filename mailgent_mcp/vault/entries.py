@@ -23,7 +23,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
-from mailgent_mcp.db.sqlite import Database
+from mailgent_mcp.db import open_database
+from mailgent_mcp.db.backend import Database
 from mailgent_mcp.errors import (
     AuditChainBroken,
     EntryExists,
@@ -207,7 +208,7 @@ class Vault:
         env = os.environ if environ is None else environ
         home = ensure_home(home if home is not None else default_home(env))
         choice = key_choice(read_environment(env))
-        db = await Database.open(home / VAULT_DB, VaultStore)
+        db = await open_database(home / VAULT_DB, VaultStore)
         try:
             dek, keyring = await db.run(unlock_or_create, home, choice, clock, actor)
             vault = cls(db, home, dek, keyring, actor=actor, clock=clock, sleep=sleep)
@@ -465,7 +466,7 @@ class Vault:
         except crypto.OpenFailed:
             raise VaultCorrupt(
                 f"The stored field {field!r} of entry {name!r} failed its integrity check: it was altered, moved "
-                "from another entry or rolled back to an older value. VaultStore the value again with vault_put, or "
+                "from another entry or rolled back to an older value. Store the value again with vault_put, or "
                 "restore vault.db from a backup."
             ) from None
 

@@ -9,6 +9,7 @@ Modes:
     mixed PREFIX COUNT    like writer, and after each put a totp and a get of the same entry
                           (both checked here), and every --shared-every puts a put of --shared
     open                  open the vault and print "entries N" (a wrong key exits 3)
+    inbox                 open the inbox (the mail cache, no key) and print "messages N"
     reads NAME COUNT      COUNT totp reads of entry NAME, printing "read I" after each, then
                           (with --flush, after writing their audit rows) "done reading", then wait
                           for a line on stdin before closing the vault
@@ -141,6 +142,8 @@ class Mismatch(Exception):
 
 
 async def run(args: argparse.Namespace) -> int:
+    from mailgent_mcp.inbox.cache import Inbox
+    from mailgent_mcp.inbox.store import MessageQuery
     from mailgent_mcp.vault import otp
     from mailgent_mcp.vault.entries import Vault
 
@@ -148,6 +151,10 @@ async def run(args: argparse.Namespace) -> int:
     if args.barrier:
         say("armed")
         sys.stdin.readline()
+    if args.mode == "inbox":
+        async with await Inbox.open(home) as inbox:
+            say(f"messages {len(await inbox.read(MessageQuery(limit=100)))}")
+        return 0
     vault = await Vault.open(home, environ=os.environ, actor=f"worker-{os.getpid()}")
     ops = 0
     try:
@@ -200,7 +207,7 @@ async def run(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["writer", "mixed", "open", "reads", "passwd"])
+    parser.add_argument("mode", choices=["writer", "mixed", "open", "inbox", "reads", "passwd"])
     parser.add_argument("home")
     parser.add_argument("prefix", nargs="?", default="w")
     parser.add_argument("count", nargs="?", type=int, default=0)
