@@ -67,12 +67,12 @@ from imapclient import IMAPClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.dovecot
 
-from mailgent_mcp.db.sqlite import open_store  # noqa: E402
-from mailgent_mcp.inbox.cache import Inbox, _row  # noqa: E402 - _row: the package's own row encoding
-from mailgent_mcp.inbox.imap import EXTRACT_INLINE, FETCH_BATCH, ImapAccount, ImapSync  # noqa: E402
-from mailgent_mcp.inbox.parse import Attachment, ParsedMessage, Parser  # noqa: E402
-from mailgent_mcp.inbox.store import InboxStore, MessageQuery  # noqa: E402
-from tests.dovecot import SEARCH_PATH, Dovecot  # noqa: E402
+from mailgent_mcp.db.sqlite import open_store
+from mailgent_mcp.inbox.cache import Inbox, _row
+from mailgent_mcp.inbox.imap import EXTRACT_INLINE, FETCH_BATCH, ImapAccount, ImapSync
+from mailgent_mcp.inbox.parse import Attachment, ParsedMessage, Parser
+from mailgent_mcp.inbox.store import InboxStore, MessageQuery
+from tests.dovecot import SEARCH_PATH, Dovecot
 
 PUSH_USER = "agent@example.test"  # ImapSync idles here
 RAW_USER = "raw@example.test"  # the raw IDLE baseline idles here, so neither sees the other's mail
@@ -95,23 +95,7 @@ FIRST_NAMES = ("Anna", "Ben", "Chloé", "David", "Elif", "Farah", "Giulia", "Hug
                "Victor", "Wen", "Yusuf", "Zoë")
 LAST_NAMES = ("Adams", "Bauer", "Chen", "Dubois", "Evans", "Fischer", "García", "Hansen", "Ito", "Jensen",
               "Kowalski", "Larsen", "Müller", "Novak", "Okafor", "Petrov", "Rossi", "Silva", "Tanaka", "Weber")
-WORDS = tuple("""
-account access activity address agenda agreement alert amount analysis answer api application approval
-archive article attachment audit backup balance billing branch browser budget build calendar campaign
-cancel card change checkout client cloud code comment community confirm connection contract coupon
-credit customer dashboard database deadline delivery deploy design device discount document domain
-download draft email estimate event expense export feature feedback file finance folder forecast form
-forward gateway guide history holiday identity image import incident integration invoice issue item
-journey kitchen language launch ledger license limit link location login maintenance manager market
-meeting member message migration milestone mobile module monitor network newsletter notice offer office
-onboarding order outage package parcel partner password payment people permission phone picture plan
-platform policy portal preview price privacy product profile project promotion proposal purchase quarter
-question quote receipt record refund region release reminder renewal report repository request reset
-review reward roadmap schedule screen search security server service session settings shipment
-signature software statement status storage subscription summary support survey system team template
-ticket timeline token training transfer travel trial update upgrade usage user vendor verification
-version video voucher wallet warehouse webinar website welcome window workflow workshop
-""".split())
+WORDS = tuple(["account", "access", "activity", "address", "agenda", "agreement", "alert", "amount", "analysis", "answer", "api", "application", "approval", "archive", "article", "attachment", "audit", "backup", "balance", "billing", "branch", "browser", "budget", "build", "calendar", "campaign", "cancel", "card", "change", "checkout", "client", "cloud", "code", "comment", "community", "confirm", "connection", "contract", "coupon", "credit", "customer", "dashboard", "database", "deadline", "delivery", "deploy", "design", "device", "discount", "document", "domain", "download", "draft", "email", "estimate", "event", "expense", "export", "feature", "feedback", "file", "finance", "folder", "forecast", "form", "forward", "gateway", "guide", "history", "holiday", "identity", "image", "import", "incident", "integration", "invoice", "issue", "item", "journey", "kitchen", "language", "launch", "ledger", "license", "limit", "link", "location", "login", "maintenance", "manager", "market", "meeting", "member", "message", "migration", "milestone", "mobile", "module", "monitor", "network", "newsletter", "notice", "offer", "office", "onboarding", "order", "outage", "package", "parcel", "partner", "password", "payment", "people", "permission", "phone", "picture", "plan", "platform", "policy", "portal", "preview", "price", "privacy", "product", "profile", "project", "promotion", "proposal", "purchase", "quarter", "question", "quote", "receipt", "record", "refund", "region", "release", "reminder", "renewal", "report", "repository", "request", "reset", "review", "reward", "roadmap", "schedule", "screen", "search", "security", "server", "service", "session", "settings", "shipment", "signature", "software", "statement", "status", "storage", "subscription", "summary", "support", "survey", "system", "team", "template", "ticket", "timeline", "token", "training", "transfer", "travel", "trial", "update", "upgrade", "usage", "user", "vendor", "verification", "version", "video", "voucher", "wallet", "warehouse", "webinar", "website", "welcome", "window", "workflow", "workshop"])
 GLUE = ("the", "your", "for", "with", "and", "to", "of", "on", "a", "is", "we", "you", "this", "our", "in",
         "please", "will", "has", "been", "from", "can", "now", "new")
 TAGS = ("github", "aws", "shop", "bank", "news", "travel", "jobs", "social", "cloud", "crm", "support", "dev",
@@ -441,7 +425,7 @@ def write_maildir(server: Dovecot, user: str, messages: Sequence[bytes], seen: S
         folder.mkdir(exist_ok=True)
         os.chown(folder, owner.st_uid, owner.st_gid)
     start = int(time.time()) - len(messages)
-    for i, (crlf, flag) in enumerate(zip(messages, seen)):
+    for i, (crlf, flag) in enumerate(zip(messages, seen, strict=True)):
         lf = crlf.replace(b"\r\n", b"\n")
         path = maildir / "cur" / f"{start + i}.M{i:06d}P{os.getpid()}.bench,S={len(lf)},W={len(crlf)}:2,{'S' * flag}"
         path.write_bytes(lf)

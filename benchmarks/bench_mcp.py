@@ -175,12 +175,12 @@ async def round_trips(pair: tuple[Target, ...], calls: int, rounds: int, warmup:
     results = [RoundTrips(t.label) for t in pair]
     async with AsyncExitStack() as stack:
         clients = [await stack.enter_async_context(connect(t)) for t in pair]
-        for target, client in zip(pair, clients):
+        for target, client in zip(pair, clients, strict=True):
             await client.list_tools()
             for _ in range(warmup):
                 checked(target.tool, await client.call_tool(target.tool, target.arguments()))
         for _ in range(rounds):
-            for target, client, result in zip(pair, clients, results):
+            for target, client, result in zip(pair, clients, results, strict=True):
                 gc.collect()
                 latencies = []
                 start = time.perf_counter()

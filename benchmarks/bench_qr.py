@@ -39,8 +39,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.qr_images
 
-from mailgent_mcp.vault import qr  # noqa: E402
-from tests.qr_images import encode, enrolment_page, qr_image  # noqa: E402
+from mailgent_mcp.vault import qr
+from tests.qr_images import encode, enrolment_page, qr_image
 
 SEED = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"  # RFC 6238 Appendix B, SHA-1: "12345678901234567890"
 URI = f"otpauth://totp/Example:alice@example.com?secret={SEED}&issuer=Example"

@@ -47,10 +47,10 @@ from mcp import Client, StdioServerParameters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, for tests.dovecot
 
-from mailgent_mcp.inbox.accounts import password_entry, save_account  # noqa: E402
-from mailgent_mcp.inbox.imap import ImapAccount, Timing  # noqa: E402
-from mailgent_mcp.vault.entries import Vault  # noqa: E402
-from tests.dovecot import Dovecot, free_ports  # noqa: E402
+from mailgent_mcp.inbox.accounts import password_entry, save_account
+from mailgent_mcp.inbox.imap import ImapAccount, Timing
+from mailgent_mcp.vault.entries import Vault
+from tests.dovecot import Dovecot, free_ports
 
 AGENT_USER = "agent@example.test"  # the server's IMAP account
 RAW_USER = "raw@example.test"  # the raw IDLE baseline

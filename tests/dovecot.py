@@ -111,7 +111,7 @@ def free_ports(count: int) -> list[int]:
 
 def write_test_pki(folder: Path, hostname: str = "localhost") -> tuple[Path, Path, Path]:
     """A self-signed test CA and a server cert it signed for hostname and 127.0.0.1: (ca, cert, key) files."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     not_before, not_after = now - datetime.timedelta(days=1), now + datetime.timedelta(days=30)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailgent test CA")])

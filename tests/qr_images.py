@@ -15,9 +15,7 @@ import segno
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 PAGE_SIZE = (1920, 1080)
-WORDS = ("Two-factor authentication adds a second step to your sign-in. Scan the code below with an "
-         "authenticator app, then enter the six-digit code it shows to finish the setup. Keep your recovery "
-         "codes somewhere safe: they are the only way back in if you lose your phone.").split()
+WORDS = ["Two-factor", "authentication", "adds", "a", "second", "step", "to", "your", "sign-in.", "Scan", "the", "code", "below", "with", "an", "authenticator", "app,", "then", "enter", "the", "six-digit", "code", "it", "shows", "to", "finish", "the", "setup.", "Keep", "your", "recovery", "codes", "somewhere", "safe:", "they", "are", "the", "only", "way", "back", "in", "if", "you", "lose", "your", "phone."]
 
 
 def qr_image(text: str, scale: int = 4, *, border: int = 4, transparent: bool = False) -> Image.Image:

@@ -228,7 +228,7 @@ def test_demo_keep_leaves_the_folder_and_the_service_up_until_ctrl_c(tmp_path: P
         assert f"MAILGENT_HOME={folder} MAILGENT_SMTP_LISTEN=127.0.0.1:" in out
         request = urllib.request.Request(f"{url}/login", data=json.dumps({"email": "x@y.z"}).encode(), method="POST")
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(request, timeout=5)  # noqa: S310 - the demo's local service
+            urllib.request.urlopen(request, timeout=5)
         assert refused.value.code == 401  # up and answering
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=20)

@@ -176,10 +176,10 @@ def test_processes_opening_a_schema_11_folder_at_once_upgrade_it_once(home: Path
     release_together(workers)
     codes = [worker.finish() for worker in workers]
 
-    for worker, rc in zip(workers, codes):
+    for worker, rc in zip(workers, codes, strict=True):
         assert rc == 0, worker.stderr()
         assert worker.stderr() == ""
-    assert [w.words("entries" if mode == "open" else "messages") for w, mode in zip(workers, modes)] == \
+    assert [w.words("entries" if mode == "open" else "messages") for w, mode in zip(workers, modes, strict=True)] == \
         [["3"], ["2"]] * 2
     assert schema_steps(home) == LATEST_STEP
     assert db_rows(home, "SELECT count(*) FROM schema_migrations") == [(sum(LATEST_STEP.values()),)]

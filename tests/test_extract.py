@@ -190,7 +190,7 @@ def test_links_are_ranked_and_decoded_from_both_bodies() -> None:
             f'<a href="https://x.test/confirm?a=1&amp;t={token}">Confirm your email</a>')
     text = f"Reset your password: https://x.test/reset/{token}.\nmailto:help@x.test"
     links = extract(html=html, text=text).links
-    assert [(l.kind, l.url) for l in links] == [
+    assert [(link.kind, link.url) for link in links] == [
         ("verify", f"https://x.test/confirm?a=1&t={token}"), ("reset", f"https://x.test/reset/{token}"),
         ("other", "https://x.test/help"), ("unsubscribe", "https://x.test/unsubscribe?u=1")]
 

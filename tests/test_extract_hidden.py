@@ -67,7 +67,8 @@ HIDING = {
     "rgb() on white": inline("color:rgb(255, 255, 255)"),
     "near-equal": inline("color:#fefefe"),
     "on a dark ancestor": inline("color:#101010", around="background-color:#111111"),
-    "font colour on bgcolor": f'<table bgcolor="#336699"><tr><td><font color="#336699">{HIDDEN}</font></td></tr></table>{VISIBLE}',
+    "font colour on bgcolor": (f'<table bgcolor="#336699"><tr><td><font color="#336699">{HIDDEN}</font></td></tr></table>'
+                               f'{VISIBLE}'),
     "transparent": inline("color:transparent"),
     "nearly no alpha": inline("color:rgba(0, 0, 0, 0.02)"),
     "class colour": styled(".h{color:#fff}"),

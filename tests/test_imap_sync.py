@@ -101,7 +101,7 @@ async def test_tls_without_the_ca_is_refused(home: Path, dovecot: Dovecot) -> No
 
 async def test_wrong_password_is_a_clear_error(home: Path, dovecot: Dovecot) -> None:
     async with syncing(home, account(dovecot), "wrong password") as (_, sync):
-        with pytest.raises(ImapLoginFailed, match="refused the login .* check the password") as err:
+        with pytest.raises(ImapLoginFailed, match=r"refused the login .* check the password") as err:
             await sync.sync_once()
         assert "wrong password" not in str(err.value)
         async with running(sync):
@@ -236,7 +236,7 @@ async def test_mail_arriving_while_the_sync_runs_is_not_left_for_the_keepalive(
 
 
 async def test_stopping_a_sync_in_idle_does_not_wait_for_the_keepalive(home: Path, dovecot: Dovecot) -> None:
-    async with syncing(home, account(dovecot), dovecot.password) as (inbox, sync):
+    async with syncing(home, account(dovecot), dovecot.password) as (_, sync):
         sync.timing = Timing(socket_timeout=3.0, keepalive=60.0)
         stop = asyncio.Event()
         task = asyncio.create_task(sync.run(stop))

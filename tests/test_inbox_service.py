@@ -62,7 +62,7 @@ def test_accounts_round_trip_through_config_toml_keeping_comments(home: Path) ->
 def test_a_nonsense_first_sync_setting_is_a_clear_error(home: Path, setting: str) -> None:
     home.mkdir(mode=0o700)
     (home / "config.toml").write_text(f'[accounts.work]\nhost = "h"\nusername = "u"\n{setting}\n')
-    with pytest.raises(ConfigError, match="first_sync_(days|count)|invalid literal"):
+    with pytest.raises(ConfigError, match=r"first_sync_(days|count)|invalid literal"):
         load_accounts(home, {})
 
 

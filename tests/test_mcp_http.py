@@ -118,11 +118,11 @@ def raw_request(server: ServerProcess, endpoint: Endpoint, headers: dict[str, st
     else:
         base = {"Accept": "text/event-stream"}
     content = None if body is None else json.dumps(body).encode()
-    with httpx2.Client(timeout=10) as http:
-        with http.stream(endpoint.method, url, headers={**base, **headers}, content=content) as response:
-            streaming = response.headers.get("content-type", "").startswith("text/event-stream")
-            text = "<event stream, not read>" if streaming else response.read().decode(errors="replace")
-            return RawResponse(response.status_code, dict(response.headers), text)
+    with (httpx2.Client(timeout=10) as http,
+          http.stream(endpoint.method, url, headers={**base, **headers}, content=content) as response):
+        streaming = response.headers.get("content-type", "").startswith("text/event-stream")
+        text = "<event stream, not read>" if streaming else response.read().decode(errors="replace")
+        return RawResponse(response.status_code, dict(response.headers), text)
 
 
 # -- servers and clients ----------------------------------------------------------------
@@ -166,10 +166,10 @@ def endpoint(request: pytest.FixtureRequest, servers: dict[str, ServerProcess]) 
 async def mcp_client(server: ServerProcess, token: str, *, mode: str = "legacy") -> AsyncIterator[Client]:
     """The SDK's Client over the server's transport, sending the bearer token on every request."""
     if server.transport == "http":
-        async with httpx2.AsyncClient(headers=bearer(token), timeout=httpx2.Timeout(10, read=60)) as http:
-            async with Client(streamable_http_client(server.url, http_client=http), mode=mode,
-                              read_timeout_seconds=10) as client:
-                yield client
+        async with (httpx2.AsyncClient(headers=bearer(token), timeout=httpx2.Timeout(10, read=60)) as http,
+                    Client(streamable_http_client(server.url, http_client=http), mode=mode,
+                           read_timeout_seconds=10) as client):
+            yield client
     else:
         async with Client(sse_client(server.url, headers=bearer(token)), mode=mode,
                           read_timeout_seconds=10) as client:

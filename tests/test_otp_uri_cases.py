@@ -201,7 +201,7 @@ def test_parse_secret_sends_a_multi_seed_export_to_vault_import() -> None:
 
 
 def test_parse_secret_refuses_a_single_hotp_export() -> None:
-    with pytest.raises(InvalidSecret, match="HOTP.*mailgent-mcp vault import"):
+    with pytest.raises(InvalidSecret, match=r"HOTP.*mailgent-mcp vault import"):
         parse_secret(BY_ID[36]["uri"])
 
 
@@ -296,7 +296,7 @@ def test_periods_in_range_are_accepted(value: str, period: int) -> None:
     ids=["digits-6", "sha256", "hotp"],
 )
 def test_steam_encoder_only_with_its_own_shape(steam_uri: str) -> None:
-    with pytest.raises(InvalidSecret, match="(?i)steam"):
+    with pytest.raises(InvalidSecret, match=r"(?i)steam"):
         parse_uri(steam_uri)
 
 

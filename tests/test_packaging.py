@@ -163,7 +163,7 @@ def test_wheel_is_pure_python_and_holds_the_whole_package_alone(built: Built) ->
     names = wheel_names(built.wheel)
     in_package = {n for n in names if not n.startswith(dist_info() + "/")}
     found = {n.split("/")[1] for n in in_package if n.count("/") == 2 and n.endswith("/__init__.py")}
-    assert SUBPACKAGES <= found, f"subpackages missing from the wheel: {SUBPACKAGES - found}"
+    assert found >= SUBPACKAGES, f"subpackages missing from the wheel: {SUBPACKAGES - found}"
     assert f"{PACKAGE}/py.typed" in in_package
     assert in_package == built.package_files, (
         f"missing: {sorted(built.package_files - in_package)}; unexpected: {sorted(in_package - built.package_files)}"

@@ -125,7 +125,7 @@ async def test_totp_errors_name_the_next_step(vault: Vault) -> None:
     with pytest.raises(EntryNotFound, match="store one with vault_put"):
         await vault.totp("missing")
     await vault.put("login-only", {"password": "p"})
-    with pytest.raises(NoTotpSeed, match="data.secret"):
+    with pytest.raises(NoTotpSeed, match=r"data.secret"):
         await vault.totp("login-only")
 
 

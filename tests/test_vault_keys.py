@@ -62,7 +62,8 @@ async def test_passphrase_uses_stored_argon2id_parameters(home: Path) -> None:
     ("created_with", "opened_with", "message"),
     [
         ({"MAILGENT_MASTER_KEY": KEY_A}, {"MAILGENT_MASTER_KEY": KEY_B}, "MAILGENT_MASTER_KEY does not open"),
-        ({"MAILGENT_PASSPHRASE": "amber quiet river stone"}, {"MAILGENT_PASSPHRASE": "wrong"}, "MAILGENT_PASSPHRASE does not open"),
+        ({"MAILGENT_PASSPHRASE": "amber quiet river stone"}, {"MAILGENT_PASSPHRASE": "wrong"},
+         "MAILGENT_PASSPHRASE does not open"),
         ({}, {"MAILGENT_PASSPHRASE": "x"}, "sealed with the master.key file"),
         ({"MAILGENT_PASSPHRASE": "amber quiet river stone"}, {}, "set MAILGENT_PASSPHRASE"),
         ({"MAILGENT_MASTER_KEY": KEY_A}, {}, "set MAILGENT_MASTER_KEY"),
@@ -88,7 +89,7 @@ async def test_wrong_key_is_vault_locked_and_changes_nothing(
 async def test_missing_key_file_is_locked_and_no_new_key_is_made(home: Path) -> None:
     await _store_sample(home, {})
     (home / "master.key").rename(home / "elsewhere.key")
-    with pytest.raises(VaultLocked, match="master.key is missing"):
+    with pytest.raises(VaultLocked, match=r"master.key is missing"):
         await Vault.open(home, environ={})
     assert not (home / "master.key").exists()
 

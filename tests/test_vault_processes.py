@@ -95,7 +95,7 @@ async def test_concurrent_writers_on_a_fresh_folder_lose_nothing(home: Path, spa
     release_together(workers)
     codes = [worker.finish() for worker in workers]
 
-    for worker, rc in zip(workers, codes):
+    for worker, rc in zip(workers, codes, strict=True):
         assert rc == 0, worker.stderr()
         assert "locked" not in worker.stderr().lower()
         assert worker.stderr() == ""
@@ -130,7 +130,7 @@ async def test_first_use_race_creates_exactly_one_key(home: Path, spawn: Spawn) 
     release_together(workers)
     codes = [worker.finish() for worker in workers]
 
-    for worker, rc in zip(workers, codes):
+    for worker, rc in zip(workers, codes, strict=True):
         assert rc == 0, worker.stderr()
         assert worker.stderr() == ""
     keyfile = home / "master.key"
@@ -158,10 +158,10 @@ async def test_vault_and_inbox_processes_opening_a_fresh_folder_at_once_each_fin
     release_together(workers)
     codes = [worker.finish() for worker in workers]
 
-    for worker, rc in zip(workers, codes):
+    for worker, rc in zip(workers, codes, strict=True):
         assert rc == 0, worker.stderr()
         assert worker.stderr() == ""
-    assert [w.words("entries" if mode == "open" else "messages") for w, mode in zip(workers, modes)] == [["0"]] * 6
+    assert [w.words("entries" if mode == "open" else "messages") for w, mode in zip(workers, modes, strict=True)] == [["0"]] * 6
     assert db_rows(home, "PRAGMA user_version") == [(RECORDED,)]
     assert schema_steps(home) == LATEST_STEP
     assert db_rows(home, "SELECT count(*) FROM schema_migrations") == [(sum(LATEST_STEP.values()),)]

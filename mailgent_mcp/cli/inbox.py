@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import sys
@@ -189,10 +190,8 @@ async def cmd_remove(args: argparse.Namespace, out: TextIO, read_secret: Any) ->
         raise InvalidInput(f"No account named {args.name!r} in config.toml; `mailgent-mcp inbox list` shows them.")
     if not args.keep_password:
         async with await Vault.open(home, environ=args.environ) as vault:
-            try:
+            with contextlib.suppress(EntryNotFound):
                 await vault.delete(password_entry(args.name))
-            except EntryNotFound:
-                pass
     out.write(f"Account {args.name!r} removed. Its cached messages stay until purged.\n")
     return 0
 

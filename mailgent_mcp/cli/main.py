@@ -501,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = groups.add_parser("token", help="make the bearer token for the HTTP transports (printed once)")
     token.add_argument("--rotate", action="store_true", help="replace an existing token")
 
-    from mailgent_mcp.cli.inbox import add_parsers as add_inbox_parsers  # noqa: PLC0415
+    from mailgent_mcp.cli.inbox import add_parsers as add_inbox_parsers
 
     add_inbox_parsers(groups)
 
@@ -577,7 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mailgent-mcp: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the last boundary: never print a library's text, it may carry a value
+    except Exception as exc:
         log.debug("internal error", exc_info=True)
         hint = "" if args.verbose else "; rerun with -v for the traceback"
         print(f"mailgent-mcp: internal error ({type(exc).__name__}){hint}", file=sys.stderr)

@@ -15,6 +15,7 @@ hand-off instead of one per statement.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -303,10 +304,8 @@ def _create_database(path: Path, sets: Sequence[MigrationSet]) -> None:
         finally:
             conn.close()
         _fsync_file(tmp)
-        try:
-            os.link(tmp, path)  # create-only: a racing process's database wins
-        except FileExistsError:
-            pass
+        with contextlib.suppress(FileExistsError):  # create-only: a racing process's database wins
+            os.link(tmp, path)
     except OSError as exc:
         raise ConfigError(f"Cannot create {str(path)!r} ({exc.strerror}); check the data folder.") from None
     except sqlite3.Error:

@@ -61,7 +61,7 @@ def post(service: str, path: str, **body: str) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(f"{service}{path}", data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the local sample service
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")

@@ -126,7 +126,7 @@ class _Lookups:
         except KeyLookupFailed:
             self.failed = True
             raise dkim.DnsTimeoutError("lookup failed") from None
-        except Exception:  # noqa: BLE001 - a lookup's fault is this signature's temporary error
+        except Exception:
             self.failed = True
             raise dkim.DnsTimeoutError("lookup failed") from None
         if record is not None and len(record) > MAX_KEY_RECORD_BYTES:
@@ -162,7 +162,7 @@ def check(raw: bytes, lookup: KeyLookup, deadline: float) -> DkimResults | None:
 
     try:
         message = dkim.DKIM(raw, logger=_quiet_logger(), timeout=LOOKUP_TIMEOUT_S)
-    except Exception:  # noqa: BLE001 - a message dkimpy cannot read is not verified
+    except Exception:
         return None
     signatures = [value for name, value in message.headers if name.lower() == b"dkim-signature"]
     results: list[tuple[str, str]] = []
@@ -190,7 +190,7 @@ def _result(message: Any, index: int, fields: dict[bytes, bytes], lookup: KeyLoo
         return "fail" if lookups.found else "permerror"
     except dkim.DKIMException:
         return "temperror" if lookups.failed else "permerror"
-    except Exception:  # noqa: BLE001 - dkimpy on hostile input: this signature is unusable
+    except Exception:
         return "permerror"
     if verified:
         return "pass"

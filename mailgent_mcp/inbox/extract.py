@@ -477,7 +477,7 @@ class _Sheet:
     own selector engine over the parsed body (see matched), up to MAX_COMPLEX_RULES of them.
     """
 
-    __slots__ = ("rules", "by_key", "looks", "complex")
+    __slots__ = ("by_key", "complex", "looks", "rules")
 
     def __init__(self) -> None:
         # (tag or "*", id, classes, specificity, normal declarations, !important ones), in the sheet's order
@@ -528,7 +528,7 @@ class _Sheet:
         for index, rule in enumerate(self.complex):
             try:
                 nodes = root.css(rule[0])
-            except Exception:  # noqa: BLE001 - a selector lexbor cannot read matches nothing
+            except Exception:
                 continue
             for node in nodes[:MAX_COMPLEX_MATCHES]:
                 found.setdefault(node.mem_id, []).append(index)
@@ -918,7 +918,7 @@ def html_to_text(html: str) -> Rendered:
                 background = background if new_background == _UNSET else new_background
                 size = size if new_size == _NO_SIZE else new_size
                 unseen = size < _TINY or _unseen(colour, background)
-        is_quote = tag == "blockquote" or bool(attrs) and _quoting(tag, attrs)
+        is_quote = tag == "blockquote" or (bool(attrs) and _quoting(tag, attrs))
         if is_quote:
             quote_depth += 1
             out = quoted
@@ -984,8 +984,9 @@ def split_quoted(text: str) -> tuple[str, str]:
             quoted.append(line.lstrip("> "))
             continue
         # Every attribution line ends in ":" or "-": the cheap test first.
-        if (line.endswith((":", "：", "-")) and _ATTRIBUTION.match(line)) or (line[:5].lower() == "from:" and index + 1 < len(lines) and
-                                         re.match(r"(?i)(sent|date|gesendet|envoyé|enviado|inviato):", lines[index + 1])):
+        attribution = line.endswith((":", "：", "-")) and _ATTRIBUTION.match(line)
+        if attribution or (line[:5].lower() == "from:" and index + 1 < len(lines) and
+                           re.match(r"(?i)(sent|date|gesendet|envoyé|enviado|inviato):", lines[index + 1])):
             quoted.extend(ln.lstrip("> ") for ln in lines[index + 1:])
             break
         main.append(line)
@@ -1231,7 +1232,7 @@ _KEYWORD_AFTER = 90
 class _Candidate:
     """A string of a code's shape in a text, and the bounds of its line there (see _line_of)."""
 
-    __slots__ = ("code", "kind", "start", "end", "raw", "line_start", "line_end")
+    __slots__ = ("code", "end", "kind", "line_end", "line_start", "raw", "start")
 
     def __init__(self, code: str, kind: str, start: int, end: int, raw: str, text: str) -> None:
         self.code, self.kind, self.start, self.end, self.raw = code, kind, start, end, raw
@@ -1352,11 +1353,11 @@ def _score(text: str, lower: str, cand: _Candidate, keywords: list[tuple[int, in
     near = [(a, b) for a, b in keywords if cand.start - _KEYWORD_BEFORE <= a and b <= cand.end + _KEYWORD_AFTER]
     if not near:
         return 0.0
-    if cand.code.isdigit() and len(cand.code) == 4 and 1900 <= int(cand.code) <= 2099:
-        # A year, unless a code word stands right before it on its line ("code: 2024").
-        if _MONTHS.search(lower[max(line_start, cand.start - 25):cand.end + 25]) or not any(
-                line_start <= a and b <= cand.start and cand.start - b <= 25 for a, b in near):
-            return 0.0
+    # A year, unless a code word stands right before it on its line ("code: 2024").
+    if cand.code.isdigit() and len(cand.code) == 4 and 1900 <= int(cand.code) <= 2099 and (
+            _MONTHS.search(lower[max(line_start, cand.start - 25):cand.end + 25]) or not any(
+                line_start <= a and b <= cand.start and cand.start - b <= 25 for a, b in near)):
+        return 0.0
     if cand.kind == "alphanumeric" and not any(
             abs(cand.start - b) <= 60 or abs(a - cand.end) <= 40 for a, b in near):
         return 0.0  # letters and digits mixed are codes only right next to their keyword

@@ -319,7 +319,7 @@ class ImapSession:
         waiting for the keepalive.
         """
         # imapclient has no public accessor for these; imaplib documents untagged_responses as its store.
-        pending = self.client._imap.untagged_responses  # noqa: SLF001
+        pending = self.client._imap.untagged_responses
         announced = False
         for name in ("EXISTS", "RECENT"):
             announced = pending.pop(name, None) is not None or announced
@@ -401,10 +401,8 @@ def _login(client: imapclient.IMAPClient, username: str, password: str) -> None:
 
 
 def _quietly(call: Callable[[], object]) -> None:
-    try:
+    with contextlib.suppress(Exception):
         call()
-    except Exception:  # noqa: BLE001 - closing a connection that may already be dead
-        pass
 
 
 class ImapSync:
@@ -651,7 +649,7 @@ class ImapSync:
                 if not error.retry_soon:  # a refused password or a missing mailbox: not in a tight loop
                     await _sleep_or_stop(stop, self.timing.login_retry)
                     continue
-                await _sleep_or_stop(stop, delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not secrets
+                await _sleep_or_stop(stop, delay * random.uniform(0.5, 1.5))
                 delay = min(delay * 2, self.timing.backoff_max)
 
     async def _fault(self, message: str) -> None:
@@ -691,7 +689,5 @@ class ImapSync:
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-    except TimeoutError:
-        pass

@@ -109,7 +109,7 @@ def extract_chunk(inps: Sequence[ExtractInput]) -> list[Extraction | None]:
     for inp in inps:
         try:
             out.append(extract_input(inp))
-        except Exception as exc:  # noqa: BLE001 - one bad message must not stop a reindex
+        except Exception as exc:
             log.warning("extraction failed on a message (%s)", type(exc).__name__)
             out.append(None)
     return out
@@ -179,7 +179,7 @@ def headers_only(raw: bytes, problem: str, raw_size: int | None = None) -> Parse
         date = email.utils.parsedate_to_datetime(get("Date")).timestamp() if get("Date") else None
         subject = unfold(str(email.header.make_header(email.header.decode_header(get("Subject")[:2000]))))
         message_id = get("Message-ID").strip() or None
-    except Exception:  # noqa: BLE001 - hostile headers: keep the marker and the size
+    except Exception:
         return ParsedMessage(raw_size=raw_size if raw_size is not None else len(raw), problem=problem)
     return ParsedMessage(raw_size=raw_size if raw_size is not None else len(raw), message_id=message_id,
                          from_addr=from_addr.lower() or None, from_name=from_name or None, to=to,
@@ -204,7 +204,7 @@ def _extract(fields: dict[str, Any], trusted: tuple[str, ...]) -> Extraction | N
         return extract(subject=fields["subject"], text=fields["text"], html=fields["html"],
                        from_addr=fields["from_addr"], auth_results=fields["auth_results"],
                        trusted_authserv_ids=trusted, local_dkim=fields["dkim_local"])
-    except Exception as exc:  # noqa: BLE001 - a fault in extraction must not lose the message
+    except Exception as exc:
         log.warning("extraction failed on a message (%s); cached without it", type(exc).__name__)
         return None
 
@@ -232,7 +232,7 @@ def _local_dkim(raw: bytes, fields: dict[str, Any], trusted: tuple[str, ...], ke
         from mailgent_mcp.inbox.dkim import check
 
         return check(raw, key_lookup, deadline)
-    except Exception as exc:  # noqa: BLE001 - a fault in verification must not lose the message
+    except Exception as exc:
         log.warning("DKIM verification failed on a message (%s)", type(exc).__name__)
         return None
 
@@ -246,7 +246,7 @@ def _read(raw: bytes) -> dict[str, Any] | ParsedMessage:
     capped, cut = _cap_headers(raw)
     try:
         mail = mailparser.parse_from_bytes(capped)
-    except Exception as exc:  # noqa: BLE001 - any parser failure degrades to headers only
+    except Exception as exc:
         return headers_only(raw, f"unparseable ({type(exc).__name__})")
     # mail-parser decoded every header once while parsing (mail.mail, keyed in lower case);
     # mail.subject, mail.headers and the like decode them all over again (~20 µs a mail).
@@ -439,7 +439,7 @@ class Parser:
             self._kill_pool(pool)
         except concurrent.futures.process.BrokenProcessPool:
             self._kill_pool(pool)
-        except Exception as exc:  # noqa: BLE001 - one bad message must not stop a reindex
+        except Exception as exc:
             log.warning("extraction failed on a message (%s)", type(exc).__name__)
         return None
 

@@ -58,7 +58,7 @@ class CacheHandler:
         self._inbox = inbox
         self._parser = parser
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's name
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """Cache the message; a parse problem is kept as a marker, never a refusal."""
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):

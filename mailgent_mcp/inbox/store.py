@@ -265,7 +265,7 @@ class InboxStore(Store):
         params.append(query.limit)
         cur = self.conn.execute(sql, params)
         names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r)) for r in cur.fetchall()]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
         for row in rows:
             row["labels"] = [r[0] for r in self.conn.execute(
                 "SELECT label FROM message_labels WHERE message = ? ORDER BY label", (row["id"],)).fetchall()]
@@ -373,7 +373,7 @@ class InboxStore(Store):
         cur = self.conn.execute(
             f"SELECT {', '.join(EXTRACT_INPUT_COLUMNS)} FROM messages WHERE extractor < ? AND id > ? "
             "ORDER BY id LIMIT ?", (version, after_id, limit))
-        return [dict(zip(EXTRACT_INPUT_COLUMNS, row)) for row in cur.fetchall()]
+        return [dict(zip(EXTRACT_INPUT_COLUMNS, row, strict=True)) for row in cur.fetchall()]
 
     def count_stale_extractions(self, version: int) -> int:
         """How many cached messages are not extracted by this version (or a newer one)."""
@@ -450,7 +450,7 @@ class InboxStore(Store):
         """Every account's lease and status."""
         cur = self.conn.execute("SELECT * FROM pollers ORDER BY account")
         names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def _like_escape(text: str) -> str:

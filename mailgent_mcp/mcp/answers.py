@@ -63,7 +63,7 @@ async def answer_without_values(ctx: ServerRequestContext[Any, Any], call_next: 
         raise
     except ValidationError:
         raise  # the SDK answers "Invalid request parameters", without the values
-    except Exception as exc:  # noqa: BLE001 - the request boundary: its text may carry a value
+    except Exception as exc:
         log.error("a request failed (%s); answered as an internal error", exception_names(exc))
         raise MCPError(code=INTERNAL_ERROR, message=INTERNAL) from None
 

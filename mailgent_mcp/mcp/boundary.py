@@ -59,7 +59,7 @@ async def report_progress(ctx: Context | None, done: float, total: float, messag
         return
     try:
         await ctx.report_progress(round(done, 1), round(total, 1), message)
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.debug("progress notification not sent", exc_info=True)
 
 
@@ -69,7 +69,7 @@ async def guarded(tool: str, call: Callable[[], Awaitable[T]]) -> T:
         return await call()
     except MailgentError as exc:
         raise ToolError(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - the tool boundary
+    except Exception as exc:
         # The frames, not the message: a library's exception text may carry a value.
         log.error("internal error in %s: %s\n%s", tool, type(exc).__name__,
                   "".join(traceback.format_tb(exc.__traceback__)))

@@ -87,7 +87,7 @@ class PutData(BaseModel):
         "TOTP seed: the otpauth:// URI or base32 seed; sealed, never returned"))
     url: str | None = Field(default=None, description="Sign-in page")
     notes: str | None = Field(default=None, description="Free text")
-    backupCodes: list[str] | None = Field(default=None, description=(  # noqa: N815 - the hosted API's name
+    backupCodes: list[str] | None = Field(default=None, description=(
         "Recovery codes from 2FA enrolment; replaces stored ones"))
     other: list[NamedValue] | None = Field(default=None, description="Any other fields")
 

@@ -171,7 +171,7 @@ _CODE_SEPARATORS = re.compile(r"[\s,;]+")
 _ABSENT = object()
 
 
-def take_backup_codes(data: object) -> list[str] | None | object:
+def take_backup_codes(data: object) -> list[str] | object | None:
     """Remove the recovery codes from data and return them as a clean list; None removes them; ABSENT if not given.
 
     They may come as a list of strings or as one string of codes separated by spaces, commas

@@ -101,7 +101,7 @@ def _strip_data_url(text: str) -> str:
     """The base64 part of a ``data:`` URL (RFC 2397), or the text itself when it is not one."""
     if text[:5].lower() != "data:":
         return text
-    header, comma, body = text[: _MAX_HEADER + 1].partition(",")
+    header, comma, _ = text[: _MAX_HEADER + 1].partition(",")
     if not comma:
         raise InvalidInput("The data: URL has no ',' before its data; give it as data:image/png;base64,<data>.")
     media, *parameters = header[5:].split(";")

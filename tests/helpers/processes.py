@@ -6,6 +6,7 @@ a pipe; no test sleeps to synchronise.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import subprocess
 import sys
@@ -81,10 +82,8 @@ class Worker:
             self.proc.kill()
             self.proc.wait(timeout=LINE_TIMEOUT)
         if self.proc.stdin is not None and not self.proc.stdin.closed:
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 self.proc.stdin.close()
-            except BrokenPipeError:
-                pass
         self._stderr.close()
 
     def stderr(self) -> str:
