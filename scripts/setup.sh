@@ -59,9 +59,18 @@ if [ "${1:-}" = "--test" ]; then
 fi
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" >.venv/pip.log 2>&1; then
-  cat .venv/pip.log >&2
-  echo "setup: pip install failed (log above)" >&2
-  exit 1
+# The editable install follows code changes by itself; it is redone only when pyproject.toml
+# changed (dependencies, entry points, version) or more extras are asked for, so that running
+# a script again (scripts/run.sh from a test) does not reinstall the package under a running suite.
+stamp=.venv/.mailgent-installed
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+have="$(cat "$stamp" 2>/dev/null || true)"
+if [ "$have" != "$want${extras}" ] && [ "$have" != "$want[test]" ] || ! .venv/bin/python -c 'import mailgent_mcp' 2>/dev/null; then
+  if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}" >.venv/pip.log 2>&1; then
+    cat .venv/pip.log >&2
+    echo "setup: pip install failed (log above)" >&2
+    exit 1
+  fi
+  echo "$want${extras}" >"$stamp"
 fi
 .venv/bin/python -c 'import mailgent_mcp' # fail here, not later, when the install did not take

@@ -220,14 +220,35 @@ async def test_unexpected_exception_answers_internal_error(
     assert "internal error in vault_list: RuntimeError" in caplog.text and "SENTINEL" not in caplog.text
 
 
+def rfc6238(seed_base32: str, step: int, digits: int = 6) -> str:
+    """RFC 6238's TOTP (HMAC-SHA1, dynamic truncation), written out here as an independent check."""
+    import base64
+    import hashlib
+    import hmac
+
+    mac = hmac.new(base64.b32decode(seed_base32), step.to_bytes(8, "big"), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    return f"{(int.from_bytes(mac[offset:offset + 4], 'big') & 0x7FFFFFFF) % 10**digits:0{digits}d}"
+
+
+@pytest.mark.slow  # waits for the end of a real time step, then for the next one
 @pytest.mark.parametrize("mode", MODES)
-async def test_min_remaining_returns_a_code_with_enough_time_left(home: Path, mode: str) -> None:
-    """A 2-second period keeps a real wait for the next step short."""
+async def test_min_remaining_waits_for_the_next_code_when_the_current_one_is_ending(home: Path, mode: str) -> None:
+    """With 2 s or less left of a 6-second step, min_remaining 4 gets the next step's code, not the current one."""
+    import asyncio
+    import time
+
+    period = 6
     server, provider = make_server(home)
     try:
         async with Client(server, mode=mode) as c:
-            ok(await c.call_tool("vault_put", {"name": "fast", "data": {"secret": SEED_RFC}, "totp": {"period": 2}}))
-            code = ok(await c.call_tool("vault_totp", {"name": "fast", "min_remaining": 1}))
-            assert code["remaining"] >= 1 and code["period"] == 2
+            ok(await c.call_tool("vault_put", {"name": "fast", "data": {"secret": SEED_RFC},
+                                               "totp": {"period": period}}))
+            while time.time() % period < period - 2:  # until the current step is ending (a clock condition)
+                await asyncio.sleep(0.05)
+            ending = int(time.time() // period)
+            code = ok(await c.call_tool("vault_totp", {"name": "fast", "min_remaining": 4}))
+            assert code["code"] == rfc6238(SEED_RFC, ending + 1) != rfc6238(SEED_RFC, ending)
+            assert code["remaining"] >= 4 and code["period"] == period and code["waited"] > 0
     finally:
         await provider.close()
