@@ -32,6 +32,9 @@ ALL_TOOLS = ["vault_put", "vault_get", "vault_totp", "vault_backup_code", "vault
 # that a new test of Dovecot or of several processes needs no marker by hand.
 LANE_BY_FIXTURE = {"dovecot": "dovecot", "imap_proxy": "dovecot", "smtp_hop": "dovecot", "spawn": "processes"}
 LANE_BY_MODULE = {"test_mcp_inspector": "node", "test_mcp_typescript": "node", "test_readme": "demo"}
+# Tests measured over half a second each (scripts/slow_tests.py keeps the list).
+SLOW_TESTS = frozenset(line for line in (Path(__file__).parent / "slow_tests.txt").read_text().splitlines()
+                       if line and not line.startswith("#"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,6 +43,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         module = item.module.__name__.rpartition(".")[2] if item.module is not None else ""  # type: ignore[attr-defined]
         if module in LANE_BY_MODULE:
             lanes.add(LANE_BY_MODULE[module])
+        if item.nodeid in SLOW_TESTS:
+            lanes.add("slow")
         for lane in sorted(lanes):
             item.add_marker(lane)
 
