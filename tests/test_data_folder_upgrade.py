@@ -22,7 +22,7 @@ from mailgent_mcp.vault.entries import Vault
 from mailgent_mcp.vault.store import VAULT_MIGRATIONS, VaultStore
 
 from .conftest import DATA, LATEST_STEP, db_exec, db_rows, run_cli, schema_steps
-from .helpers.processes import Spawn, release_together, spawn  # noqa: F401 - spawn: a fixture
+from .helpers.processes import Spawn, open_together, spawn  # noqa: F401 - spawn: a fixture
 
 MADE_AT = 1_800_000_000.0
 # oathtool --totp -b GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ -N @1800000000 (and @1800000030)
@@ -172,15 +172,7 @@ async def test_a_step_of_another_build_is_refused(home: Path) -> None:
 def test_processes_opening_a_schema_11_folder_at_once_upgrade_it_once(home: Path, spawn: Spawn) -> None:
     copy_of("home-schema-11", home)
     modes = ["open", "inbox"] * 2
-    workers = [spawn(home, mode, "--barrier") for mode in modes]
-    release_together(workers)
-    codes = [worker.finish() for worker in workers]
-
-    for worker, rc in zip(workers, codes, strict=True):
-        assert rc == 0, worker.stderr()
-        assert worker.stderr() == ""
-    assert [w.words("entries" if mode == "open" else "messages") for w, mode in zip(workers, modes, strict=True)] == \
-        [["3"], ["2"]] * 2
+    assert open_together(spawn, home, modes) == [["3"], ["2"]] * 2
     assert schema_steps(home) == LATEST_STEP
     assert db_rows(home, "SELECT count(*) FROM schema_migrations") == [(sum(LATEST_STEP.values()),)]
     assert set(LEGACY.values()) <= set(db_rows(home, "SELECT domain, step, name FROM schema_migrations"))

@@ -29,7 +29,7 @@ from mailgent_mcp.vault import otp
 from mailgent_mcp.vault.entries import Vault
 
 from .conftest import LATEST_STEP, db_rows, entries_snapshot, schema_steps
-from .helpers.processes import LINE_TIMEOUT, Spawn, release_together, spawn, worker_env  # noqa: F401 - spawn: a fixture
+from .helpers.processes import LINE_TIMEOUT, Spawn, open_together, release_together, spawn, worker_env  # noqa: F401 - spawn: a fixture
 from .helpers.vault_worker import (
     CHECK_AT,
     password_for,
@@ -154,14 +154,7 @@ async def test_vault_and_inbox_processes_opening_a_fresh_folder_at_once_each_fin
     """Each domain migrates on its own: whichever process creates vault.db, the others add their domain's steps."""
     assert not home.exists()
     modes = ["open", "inbox"] * 3
-    workers = [spawn(home, mode, "--barrier") for mode in modes]
-    release_together(workers)
-    codes = [worker.finish() for worker in workers]
-
-    for worker, rc in zip(workers, codes, strict=True):
-        assert rc == 0, worker.stderr()
-        assert worker.stderr() == ""
-    assert [w.words("entries" if mode == "open" else "messages") for w, mode in zip(workers, modes, strict=True)] == [["0"]] * 6
+    assert open_together(spawn, home, modes) == [["0"]] * 6
     assert db_rows(home, "PRAGMA user_version") == [(RECORDED,)]
     assert schema_steps(home) == LATEST_STEP
     assert db_rows(home, "SELECT count(*) FROM schema_migrations") == [(sum(LATEST_STEP.values()),)]

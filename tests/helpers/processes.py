@@ -123,6 +123,18 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
         worker.close()
 
 
+def open_together(spawn: Spawn, home: Path, modes: list[str]) -> list[list[str]]:
+    """Workers opening the folder at one moment, the vault ("open") or the inbox ("inbox"); each must end
+    cleanly, and says how many entries or messages it found."""
+    workers = [spawn(home, mode, "--barrier") for mode in modes]
+    release_together(workers)
+    codes = [worker.finish() for worker in workers]
+    for worker, rc in zip(workers, codes, strict=True):
+        assert rc == 0, worker.stderr()
+        assert worker.stderr() == ""
+    return [w.words("entries" if mode == "open" else "messages") for w, mode in zip(workers, modes, strict=True)]
+
+
 def release_together(workers: list[Worker]) -> None:
     """Wait until every worker is armed (imports done), then let all of them go at once."""
     for worker in workers:
