@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from mailgent_mcp.inbox.extract import (
-    NESTED_TOO_DEEPLY,
     TEXT_CAP,
     extract,
     find_codes,
     html_to_text,
     sender_auth,
 )
+from mailgent_mcp.inbox.extract.html import NESTED_TOO_DEEPLY
 from mailgent_mcp.inbox.parse import parse_message
 
 CORPUS = Path(__file__).parent / "data" / "verification"
@@ -256,7 +256,8 @@ def test_word_patterns_on_lowered_text_match_like_the_case_insensitive_ones() ->
     # leading \b moved behind the first character: spans must be those of the plain re.I pattern.
     import random
 
-    from mailgent_mcp.inbox.extract import _CODE_WORDS, _CODE_WORDS_SOURCE, _lower
+    from mailgent_mcp.inbox.extract.codes import _CODE_WORDS, _CODE_WORDS_SOURCE
+    from mailgent_mcp.inbox.extract.common import fold_case as _lower
 
     reference = re.compile(_CODE_WORDS_SOURCE, re.I)
     words = ["Code", "CODES", "passcode", "Verificationcode", "Bestätigungscode", "OTP", "pin-code", "Sign-In Code",

@@ -2,7 +2,7 @@
 
 Sources (the embedded SMTP inbox now; IMAP accounts) add parsed messages; readers query
 them newest first by account, sender, recipient, subject, label, full text and time.
-Beside each message the cache keeps what extract.py found in it (extractedText, codes,
+Beside each message the cache keeps what extraction (extract/) found in it (extractedText, codes,
 links, sender auth), and `reindex` re-runs extraction when the extractor improves.
 Cached bodies hold one-time codes and magic links: they live in vault.db inside the 0700
 data folder, and `purge` removes old ones.

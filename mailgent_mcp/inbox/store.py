@@ -105,7 +105,7 @@ INBOX_MIGRATIONS = MigrationSet("inbox", (
         PRIMARY KEY (message, item)
     ) WITHOUT ROWID;
     """),
-    # What extract.py found in each message (JSON: extractedText, codes, links, auth) and the
+    # What extraction found in each message (JSON: extractedText, codes, links, auth) and the
     # extractor version that found it (0: never extracted), so `inbox reindex` knows what is stale.
     Step("extraction", """
     ALTER TABLE messages ADD COLUMN extraction TEXT;

@@ -38,7 +38,7 @@ MAX_LABEL = 64
 MAX_RECIPIENTS = 20
 MAX_CODES = 5
 MAX_LINKS = 10
-MAX_TEXT = 4000  # the fenced text of a message: extract.TEXT_CAP (extract.py is imported only when needed)
+MAX_TEXT = 4000  # the fenced text of a message: extract.TEXT_CAP (extraction is imported only when needed)
 
 ELLIPSIS = "…"
 

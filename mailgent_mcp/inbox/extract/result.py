@@ -1,8 +1,4 @@
-"""The results of extraction (see extract.py): plain dataclasses, shared by its pure-Python and compiled forms.
-
-Kept apart from extract.py so that both forms of it (see native_module in extract.py) build
-the same classes, which the parser workers pickle and the cache stores.
-"""
+"""The results of extraction: plain dataclasses, which the parser workers pickle and the cache stores as JSON."""
 
 from __future__ import annotations
 
