@@ -10,9 +10,10 @@ import pytest
 
 from mailgent_mcp.db.migrations import RECORDED, statements
 from mailgent_mcp.errors import InvalidInput
-from mailgent_mcp.inbox.cache import Inbox, parse_age
+from mailgent_mcp.inbox.cache import Inbox
 from mailgent_mcp.inbox.parse import ParsedMessage, parse_message
 from mailgent_mcp.inbox.store import INBOX_MIGRATIONS, MessageQuery
+from mailgent_mcp.times import parse_age
 from mailgent_mcp.vault.entries import Vault
 
 from .conftest import (
