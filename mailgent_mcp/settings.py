@@ -24,7 +24,8 @@ from typing import Any, Literal, TypeVar
 import platformdirs
 from pydantic import SecretStr
 
-from mailgent_mcp.errors import ConfigError
+from mailgent_mcp.errors import ConfigError, InvalidInput
+from mailgent_mcp.times import parse_age
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ ENV_IMAP_PASSWORD = "MAILGENT_IMAP_PASSWORD"
 ENV_IMAP_CA = "MAILGENT_IMAP_CA"
 
 DEFAULT_RETENTION = "30d"
+DEFAULT_LISTEN = "127.0.0.1:2525"
 LEASE_TTL_S = 15.0
 LEASE_TTL_RANGE = (1.0, 3600.0)  # shorter renews the lease in a busy loop; longer leaves a dead poller's account idle
 
@@ -184,8 +186,8 @@ class Settings:
     home: Path
     default_entry: str | None = None
     tool_names: ToolNames = "underscore"
-    smtp_listen: str | None = None
-    retention: str = DEFAULT_RETENTION
+    smtp_listen: str | None = None  # checked by parse_listen
+    retention: float | None = parse_age(DEFAULT_RETENTION)  # seconds; None keeps mail until purged by hand
     lease_ttl: float = LEASE_TTL_S
     master_key: SecretStr | None = None
     passphrase: SecretStr | None = None
@@ -264,15 +266,36 @@ def load_settings(home: Path, environ: Mapping[str, str], *, tool_names: str | N
     if names not in ("underscore", "dotted"):
         raise ConfigError(f"Tool names must be 'underscore' or 'dotted' (--tool-names, {ENV_TOOL_NAMES}, or "
                           "tool_names in config.toml's [server] table).")
-    retention = env.retention or config_value(inbox, "retention", str, "inbox", '"30d" or "off"') or DEFAULT_RETENTION
+    if env.retention:
+        retention = _retention(env.retention, ENV_RETENTION)
+    else:
+        kept = config_value(inbox, "retention", str, "inbox", '"30d" or "off"')
+        retention = _retention(kept or DEFAULT_RETENTION, "retention in config.toml's [inbox] table")
+    listen = smtp_listen or env.smtp_listen
+    if listen:
+        parse_listen(listen)  # a bad address stops every command at once, not the server's mail service later
     tables = config_table(config, "accounts")
     accounts = tuple(account_table(name, config_table(tables, name, "accounts")) for name in tables)
     return Settings(
         home=home, default_entry=default_entry, tool_names=names,  # type: ignore[arg-type]
-        smtp_listen=smtp_listen or env.smtp_listen, retention=retention,
+        smtp_listen=listen, retention=retention,
         lease_ttl=env.lease_ttl if env.lease_ttl is not None else LEASE_TTL_S, master_key=env.master_key,
         passphrase=env.passphrase, token=env.token, imap_url=env.imap_url, imap_password=env.imap_password,
         imap_ca=env.imap_ca, accounts=accounts)
+
+
+def _retention(value: str, source: str) -> float | None:
+    """An age such as 30d or 12h, in seconds; None for off (also "never" and "0")."""
+    if value.strip().lower() in ("off", "never", "0"):
+        return None
+    try:
+        seconds = parse_age(value)
+    except InvalidInput:
+        seconds = 0.0
+    if seconds <= 0:
+        raise ConfigError(f"{source} must be a positive age such as 30d or 12h, or off (default "
+                          f"{DEFAULT_RETENTION}).")
+    return seconds
 
 
 def account_table(name: str, table: Mapping[str, Any]) -> AccountTable:
@@ -376,3 +399,30 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where the SMTP inbox listens."""
+
+    host: str
+    port: int
+
+
+def parse_listen(text: str) -> Listen:
+    """'127.0.0.1:2525' (or '[::1]:2525', 'localhost:2525', or a bare port) as a loopback Listen."""
+    value = text.strip()
+    host, _, port_text = value.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"{ENV_SMTP_LISTEN} (or --smtp-listen) must be HOST:PORT, e.g. {DEFAULT_LISTEN}.") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"The SMTP inbox port in {ENV_SMTP_LISTEN} (or --smtp-listen) must be from 0 to 65535.")
+    if not is_loopback(host):
+        raise ConfigError(
+            f"The SMTP inbox accepts mail for any address and listens on loopback only; {host[:64]!r} is not a "
+            f"loopback address: set {ENV_SMTP_LISTEN} (or --smtp-listen) to 127.0.0.1, [::1] or localhost with a port."
+        )
+    return Listen(host, port)

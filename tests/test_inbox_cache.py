@@ -11,9 +11,10 @@ import pytest
 from mailgent_mcp.db.migrations import RECORDED
 from mailgent_mcp.db.sqlite import statements
 from mailgent_mcp.errors import InvalidInput
-from mailgent_mcp.inbox.cache import Inbox, parse_age
+from mailgent_mcp.inbox.cache import Inbox
 from mailgent_mcp.inbox.parse import ParsedMessage, parse_message
 from mailgent_mcp.inbox.store import INBOX_MIGRATIONS, MessageQuery
+from mailgent_mcp.times import parse_age
 from mailgent_mcp.vault.entries import Vault
 
 from .conftest import (

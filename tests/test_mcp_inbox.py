@@ -296,7 +296,8 @@ async def test_inbox_wait_over_stdio_with_a_real_imap_account(home: Path, doveco
 
 async def test_the_sample_service_checks_codes_passwords_and_totp(home: Path) -> None:
     from mailgent_mcp.demo.service import SampleService
-    from mailgent_mcp.inbox.smtp import SmtpInbox, parse_listen
+    from mailgent_mcp.inbox.smtp import SmtpInbox
+    from mailgent_mcp.settings import parse_listen
     from mailgent_mcp.vault import otp
 
     [port] = free_ports(1)

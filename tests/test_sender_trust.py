@@ -219,7 +219,8 @@ def test_a_trusted_header_that_vouches_needs_no_dns(keypair: tuple[bytes, str]) 
 
 
 async def test_the_smtp_inbox_verifies_dkim_and_reindex_keeps_the_result(home: Path, keypair: tuple[bytes, str]) -> None:
-    from mailgent_mcp.inbox.smtp import SmtpInbox, parse_listen
+    from mailgent_mcp.inbox.smtp import SmtpInbox
+    from mailgent_mcp.settings import parse_listen
 
     pem, txt = keypair
     [port] = free_ports(1)

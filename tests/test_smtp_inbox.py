@@ -13,8 +13,9 @@ import pytest
 
 from mailgent_mcp.errors import ConfigError
 from mailgent_mcp.inbox.cache import LOCAL_ACCOUNT, Inbox
-from mailgent_mcp.inbox.smtp import Listen, SmtpInbox, parse_listen
+from mailgent_mcp.inbox.smtp import SmtpInbox
 from mailgent_mcp.inbox.store import MessageQuery
+from mailgent_mcp.settings import Listen, parse_listen
 
 SIGNUP = (
     "From: Example Service <no-reply@service.example>\r\nTo: agent+signup@example.test\r\n"

@@ -20,7 +20,7 @@ from mailgent_mcp.settings import (
     default_home,
     ensure_home,
 )
-from mailgent_mcp.times import iso
+from mailgent_mcp.times import iso, parse_age
 
 # The mail modules (imapclient, aiosmtpd, mail-parser, tomlkit) are imported by the commands
 # that use them, so that `mailgent-mcp vault ...` does not pay for them at start.
@@ -362,14 +362,14 @@ async def cmd_reindex(args: argparse.Namespace, out: TextIO, read_secret: Any) -
 
 
 async def cmd_purge(args: argparse.Namespace, out: TextIO, read_secret: Any) -> int:
-    from mailgent_mcp.inbox.cache import Inbox, parse_age, retention
+    from mailgent_mcp.inbox.cache import Inbox
     from mailgent_mcp.settings import ENV_RETENTION, load_settings
 
     home = _home(args)
     if args.older_than is not None:
         age, said = parse_age(args.older_than), args.older_than
     else:
-        keep = retention(load_settings(home, args.environ))
+        keep = load_settings(home, args.environ).retention
         if keep is None:
             raise InvalidInput(f"The retention is off ({ENV_RETENTION} or config.toml); give --older-than AGE.")
         age, said = keep, f"{keep / 86400:g}d (the retention)"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,17 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 from mailgent_mcp.db import open_database
 from mailgent_mcp.db.backend import Database
-from mailgent_mcp.errors import ConfigError, InvalidInput
+from mailgent_mcp.errors import InvalidInput
 from mailgent_mcp.inbox.parse import ParsedMessage
 from mailgent_mcp.inbox.store import InboxStore, MessageQuery
 from mailgent_mcp.settings import (
-    ENV_RETENTION,
     VAULT_DB,
-    Settings,
     ensure_home,
     load_settings,
     mail_configured,
 )
+from mailgent_mcp.times import parse_age
 
 if TYPE_CHECKING:
     from mailgent_mcp.inbox.parse import Parser
@@ -491,25 +489,6 @@ async def mail_can_arrive(inbox: Inbox, home: Path, environ: Mapping[str, str], 
     return mail_configured(settings) or await inbox.smtp_elsewhere() is not None
 
 
-def retention(settings: Settings) -> float | None:
-    """How long cached mail is kept, in seconds (None: kept until purged by hand).
-
-    MAILGENT_RETENTION, else `retention` in config.toml's [inbox] table, else 30 days;
-    "off" (or "never", "0") keeps mail until `mailgent-mcp inbox purge`.
-    """
-    value = settings.retention
-    if value.strip().lower() in ("off", "never", "0"):
-        return None
-    try:
-        seconds = parse_age(value)
-    except InvalidInput:
-        raise ConfigError(f"The retention {value[:20]!r} (from {ENV_RETENTION} or config.toml) is not an age; use "
-                          "e.g. 30d, 12h or off.") from None
-    if seconds <= 0:
-        raise ConfigError("The retention must be a positive age such as 30d, or off.")
-    return seconds
-
-
 def parse_since(text: str, now: float) -> float:
     """A moment: an age back from now ("10m", "2d") or an ISO 8601 time (UTC when it has no zone)."""
     try:
@@ -521,16 +500,3 @@ def parse_since(text: str, now: float) -> float:
             raise InvalidInput(f"{text[:40]!r} is neither an age (10m, 2d) nor an ISO time "
                                "(2026-01-31T12:00:00Z).") from None
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
-def parse_age(text: str) -> float:
-    """'7d', '12h', '30m', '45s' or plain seconds, as seconds: finite and not negative."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    value = text.strip().lower()
-    try:
-        seconds = float(value[:-1]) * units[value[-1]] if value and value[-1] in units else float(value)
-    except ValueError:
-        seconds = math.nan
-    if not 0 <= seconds < math.inf:  # also refuses nan
-        raise InvalidInput(f"{text[:20]!r} is not an age; use e.g. 7d, 12h, 30m or 45s.")
-    return seconds

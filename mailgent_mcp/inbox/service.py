@@ -31,19 +31,16 @@ from mailgent_mcp.inbox.accounts import (
     password_entry,
     trusted_by_account,
 )
-from mailgent_mcp.inbox.cache import Inbox, retention
+from mailgent_mcp.inbox.cache import Inbox
 from mailgent_mcp.inbox.imap import ImapAccount, ImapSync, SyncStatus, Timing
 from mailgent_mcp.inbox.parse import Parser
-from mailgent_mcp.inbox.smtp import (
-    Listen,
-    SmtpInbox,
-    lease_name,
-    parse_listen,
-)
+from mailgent_mcp.inbox.smtp import SmtpInbox, lease_name
 from mailgent_mcp.settings import (
     ENV_IMAP_PASSWORD,
     LEASE_TTL_S,
+    Listen,
     load_settings,
+    parse_listen,
     read_environment,
 )
 
@@ -79,20 +76,19 @@ class InboxService:
 
     async def start(self) -> Inbox:
         """Open the cache, start the SMTP inbox (if configured) and the account pollers."""
+        settings = load_settings(self._home, self._environ, smtp_listen=self._smtp_listen)
         self.inbox = await Inbox.open(self._home)
-        if self._smtp_listen:
-            listen = parse_listen(self._smtp_listen)
+        if settings.smtp_listen:
+            listen = parse_listen(settings.smtp_listen)
             if listen.port == 0:  # any free port: this process's own, shared with none
                 self.smtp = await SmtpInbox.start(self.inbox, listen, parser=self._parser)
             else:
                 await self._try_smtp(self.inbox, listen)  # at once, so mail sent right after start is taken
                 self._tasks.append(asyncio.create_task(self._keep_smtp(self.inbox, listen), name="smtp inbox"))
-        settings = load_settings(self._home, self._environ, smtp_listen=self._smtp_listen)
         for account in accounts_of(settings):
             self._tasks.append(asyncio.create_task(self._poll(account), name=f"poller {account.name}"))
-        keep = retention(settings)
-        if keep is not None:
-            self._tasks.append(asyncio.create_task(self._expire(self.inbox, keep), name="retention"))
+        if settings.retention is not None:
+            self._tasks.append(asyncio.create_task(self._expire(self.inbox, settings.retention), name="retention"))
         self._tasks.append(asyncio.create_task(self._catch_up(self.inbox), name="extraction"))
         return self.inbox
 

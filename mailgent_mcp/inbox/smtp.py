@@ -10,45 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailgent_mcp.errors import ConfigError
 from mailgent_mcp.inbox.cache import SMTP_LEASE_PREFIX, Inbox
 from mailgent_mcp.inbox.parse import MAX_MESSAGE_BYTES, Parser
-from mailgent_mcp.settings import ENV_SMTP_LISTEN, is_loopback
+from mailgent_mcp.settings import ENV_SMTP_LISTEN, Listen
 
 log = logging.getLogger(__name__)
-
-DEFAULT_LISTEN = "127.0.0.1:2525"
-
-
-@dataclass(frozen=True)
-class Listen:
-    """Where the SMTP inbox listens."""
-
-    host: str
-    port: int
-
-
-def parse_listen(text: str) -> Listen:
-    """'127.0.0.1:2525' (or '[::1]:2525', 'localhost:2525', or a bare port) as a loopback Listen."""
-    value = text.strip()
-    host, _, port_text = value.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ConfigError(f"{ENV_SMTP_LISTEN} (or --smtp-listen) must be HOST:PORT, e.g. {DEFAULT_LISTEN}.") from None
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"The SMTP inbox port in {ENV_SMTP_LISTEN} (or --smtp-listen) must be from 0 to 65535.")
-    if not is_loopback(host):
-        raise ConfigError(
-            f"The SMTP inbox accepts mail for any address and listens on loopback only; {host[:64]!r} is not a "
-            f"loopback address: set {ENV_SMTP_LISTEN} (or --smtp-listen) to 127.0.0.1, [::1] or localhost with a port."
-        )
-    return Listen(host, port)
 
 
 class CacheHandler:

@@ -46,7 +46,7 @@ from mailgent_mcp.inbox.untrusted import (
     shown_message,
 )
 from mailgent_mcp.mcp.boundary import TOOL_NAMES, guarded, hints
-from mailgent_mcp.settings import Settings, read_environment
+from mailgent_mcp.settings import Settings, parse_listen, read_environment
 from mailgent_mcp.times import iso
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ class InboxProvider:
     def __init__(self, home: Path, environ: Mapping[str, str], *, smtp_listen: str | None = None) -> None:
         self.home = home
         self.environ = dict(environ)
-        self.smtp_listen = smtp_listen
+        self.smtp_listen = smtp_listen or read_environment(environ).smtp_listen  # this server's SMTP inbox
         self._inbox: Inbox | None = None
         self._owned = False
         self._lock = asyncio.Lock()
@@ -648,7 +648,7 @@ async def account_states(provider: InboxProvider) -> list[AccountState]:
             polled=st.polled_by is not None, connected=st.connected, idle=st.idle,
             last_sync=iso(st.last_sync) if st.last_sync else None, errors=st.errors, last_error=st.last_error))
     # This server's SMTP inbox, else one another server of the data folder runs (its mail reaches this cache too).
-    smtp = provider.smtp_listen or read_environment(provider.environ).smtp_listen or await inbox.smtp_elsewhere()
+    smtp = provider.smtp_listen or await inbox.smtp_elsewhere()
     if smtp:
         states.append(await smtp_state(inbox, smtp))
     return states
@@ -657,7 +657,7 @@ async def account_states(provider: InboxProvider) -> list[AccountState]:
 async def smtp_state(inbox: Inbox, smtp: str) -> AccountState:
     """The SMTP inbox as account 'local': received by whichever server of the folder holds its address."""
     from mailgent_mcp.inbox.cache import LOCAL_ACCOUNT
-    from mailgent_mcp.inbox.smtp import lease_name, parse_listen
+    from mailgent_mcp.inbox.smtp import lease_name
 
     state = AccountState(name=LOCAL_ACCOUNT, kind="smtp", address=f"agent@{LOCAL_DOMAIN}", plus_addressing=True,
                          host=smtp, mailboxes=["INBOX"], polled=True, connected=True)

@@ -296,7 +296,7 @@ async def serve(transport: Transport = "stdio", *, home: Path | None = None, too
     """
     env = os.environ if environ is None else environ
     home = ensure_home(home if home is not None else default_home(env))
-    settings = load_settings(home, env, tool_names=tool_names)
+    settings = load_settings(home, env, tool_names=tool_names, smtp_listen=smtp_listen)
     provider = VaultProvider(home, env)
     opts = http or HttpOptions()
 
@@ -305,7 +305,7 @@ async def serve(transport: Transport = "stdio", *, home: Path | None = None, too
 
     mail: InboxService | None = None
     inbox = InboxProvider(home, env, smtp_listen=smtp_listen)
-    if mail_configured(load_settings(home, env, smtp_listen=smtp_listen)):
+    if mail_configured(settings):
         # Imported only when needed: imapclient, aiosmtpd and mail-parser cost start-up time.
         from mailgent_mcp.inbox.service import InboxService, env_or_vault_password
 
