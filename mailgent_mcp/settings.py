@@ -131,7 +131,7 @@ def ensure_home(home: Path) -> Path:
         if not home.is_dir():
             raise ConfigError(f"The data folder {str(home)!r} is not a directory; point {ENV_HOME} at a folder.")
         if mode & 0o077:
-            # DESIGN "Data folder": 0700. Cached mail and key files must not be readable by others.
+            # 0700: cached mail and key files must not be readable by other users.
             os.chmod(home, 0o700)
             log.warning("tightened data folder %s from %o to 0700", home, mode)
     except OSError as exc:

@@ -1,8 +1,8 @@
 """The error boundary every tool runs in, and what the tools share: names, hints, progress, the caller.
 
-This is the boundary of STYLE.md: our errors (whose text is safe) become isError results
-naming the next step; anything else is logged without its message (a library's text may
-carry a value) and answered "internal error". Validation errors are rewritten so that they
+Our errors (whose text is safe) become isError results naming the next step; anything
+else is logged without its message (a library's text may carry a value) and answered
+"internal error". Validation errors are rewritten so that they
 quote neither the rejected values nor the caller's own field names.
 """
 

@@ -1,6 +1,6 @@
 """Sealing and key handling. The `cryptography` package is used here and nowhere else.
 
-Envelope encryption (DESIGN "Secrets"): a master key (KEK) wraps a random 32-byte data
+Envelope encryption: a master key (KEK) wraps a random 32-byte data
 key (DEK). Values are sealed under sub-keys derived from the DEK, so changing the KEK
 rewraps 48 bytes and touches no entry.
 

@@ -1,6 +1,6 @@
 """The master key: where it comes from, how it unlocks the data key, and how it is changed safely.
 
-DESIGN "Secrets": MAILGENT_MASTER_KEY, else MAILGENT_PASSPHRASE (Argon2id), else the
+The master key comes from MAILGENT_MASTER_KEY, else MAILGENT_PASSPHRASE (Argon2id), else the
 master.key file in the data folder. The master key wraps a random data key kept in
 vault.db's keyring row. A key change rewraps the data key in one transaction; for a new
 master.key file, the file is written under a unique name first and renamed over master.key

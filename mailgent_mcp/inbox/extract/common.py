@@ -32,8 +32,8 @@ _UNTIDY_SPACE = re.compile(r"[^\S\n](?:(?<=[^ ])|(?=\s)|(?<=\n.))")
 
 # The word patterns of this module are written in lower case and run without re.IGNORECASE
 # on text lowered by fold_case (see word_pattern too): Python's re matches a case-insensitive alternation character by
-# character, without the jump to a possible first character it makes otherwise (5-8x slower
-# on these multilingual alternations). _FOLD folds what re.IGNORECASE folds and str.lower
+# character, without the jump to a possible first character it makes otherwise (several times
+# slower on these multilingual alternations). _FOLD folds what re.IGNORECASE folds and str.lower
 # does not (dotless i, long s, old Cyrillic letter forms), and keeps "İ" one character.
 _FOLD = str.maketrans({"İ": "i", "ı": "i", "ſ": "s", "ᲀ": "в", "ᲁ": "д", "ᲂ": "о", "ᲃ": "с", "ᲄ": "т", "ᲅ": "т",
                        "ᲆ": "ъ"})
@@ -100,8 +100,8 @@ def guarded_words(words: str, guard: str) -> str:
     Like _fast_alternation, but the look-behind is tested once, right after the first
     character, before the alternatives: inside a word it fails at once, and only at a
     word's start does re try the alternatives that begin with that character (a look-behind
-    for it picks them). For a long list of words that begin with most letters (a quarter
-    faster than _fast_alternation's form).
+    for it picks them): for a long list of words that begin with most letters, faster than
+    _fast_alternation's form.
     """
     groups: dict[str, list[str]] = {}
     for word in top_level_alternatives(words):

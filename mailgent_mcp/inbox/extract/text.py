@@ -61,8 +61,8 @@ def split_quoted(text: str) -> tuple[str, str]:
 
 
 # r"(?m)^-- ?$" with its "^" moved behind the first "-" (a look-behind for a line break or the
-# start of the text before it), so re jumps from one "-" to the next: on 56,000 characters of
-# newsletter text 0.2 ms before, 0.013 ms now.
+# start of the text before it), so re jumps from one "-" to the next instead of trying
+# every line of a long newsletter.
 _SIGNATURE_SEPARATOR = re.compile(r"(?m)-(?<![^\n]-)- ?$")
 
 
